@@ -1,0 +1,326 @@
+//! A listing's calendar: how many units are used on each night of a range.
+//!
+//! Stored compactly: one bit per night when the listing has a single unit, one `u16` per night
+//! otherwise. A calendar is built from the claims (holds, bookings, blocks) that overlap its
+//! range, judged at one instant: holds that have expired by then count for nothing.
+
+use jiff::Timestamp;
+use serde::Serialize;
+
+use crate::{Night, NightRange, day_number};
+
+/// What kind of claim holds some units on some nights.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClaimKind {
+    /// A temporary claim during checkout; it frees its nights at `expires_at`.
+    Hold { expires_at: Timestamp },
+    /// A confirmed booking.
+    Booking,
+    /// Nights the host closed.
+    Block,
+}
+
+/// One claim on `units` units for each night of `nights`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClaimSpan {
+    pub nights: NightRange,
+    pub units: u16,
+    pub kind: ClaimKind,
+}
+
+impl ClaimSpan {
+    /// Whether the claim still occupies its nights at `now`.
+    pub fn is_live(&self, now: Timestamp) -> bool {
+        match self.kind {
+            ClaimKind::Hold { expires_at } => now < expires_at,
+            ClaimKind::Booking | ClaimKind::Block => true,
+        }
+    }
+}
+
+/// One night of a calendar.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct NightStatus {
+    pub night: Night,
+    pub remaining: u16,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Usage {
+    /// `units == 1`: bit `i` set means night `i` of the range is taken.
+    Single(Vec<u64>),
+    /// Units used per night.
+    Multi(Vec<u16>),
+}
+
+/// Units used on each night of a range, for a listing with `units` units.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Calendar {
+    range: NightRange,
+    units: u16,
+    usage: Usage,
+    valid_until: Option<Timestamp>,
+}
+
+impl Calendar {
+    /// A calendar with every night free.
+    pub fn empty(range: NightRange, units: u16) -> Self {
+        let len = range.len() as usize;
+        let usage = if units == 1 {
+            Usage::Single(vec![0; len.div_ceil(64)])
+        } else {
+            Usage::Multi(vec![0; len])
+        };
+        Self {
+            range,
+            units,
+            usage,
+            valid_until: None,
+        }
+    }
+
+    /// The calendar as the given claims make it at `now`: live claims count, expired holds do
+    /// not, and [`Calendar::valid_until`] is the first instant a counted hold expires.
+    pub fn build<'a>(
+        range: NightRange,
+        units: u16,
+        claims: impl IntoIterator<Item = &'a ClaimSpan>,
+        now: Timestamp,
+    ) -> Self {
+        let mut calendar = Self::empty(range, units);
+        for claim in claims {
+            if !claim.is_live(now) {
+                continue;
+            }
+            if let ClaimKind::Hold { expires_at } = claim.kind {
+                calendar.valid_until = Some(
+                    calendar
+                        .valid_until
+                        .map_or(expires_at, |v| v.min(expires_at)),
+                );
+            }
+            calendar.add(&claim.nights, claim.units);
+        }
+        calendar
+    }
+
+    /// The nights this calendar covers.
+    pub fn range(&self) -> NightRange {
+        self.range
+    }
+
+    /// The listing's unit count the calendar was built for.
+    pub fn units(&self) -> u16 {
+        self.units
+    }
+
+    /// The first instant a hold counted in this calendar expires, after which the calendar
+    /// understates availability and should be built again.
+    pub fn valid_until(&self) -> Option<Timestamp> {
+        self.valid_until
+    }
+
+    /// Marks `units` more units used on the nights of `nights` that the calendar covers.
+    pub fn add(&mut self, nights: &NightRange, units: u16) {
+        let Some(span) = self.range.intersect(nights) else {
+            return;
+        };
+        let from = self.index(span.start());
+        let to = from + span.len() as usize;
+        match &mut self.usage {
+            Usage::Single(bits) => (from..to).for_each(|i| bits[i / 64] |= 1 << (i % 64)),
+            Usage::Multi(used) => used[from..to]
+                .iter_mut()
+                .for_each(|u| *u = u.saturating_add(units)),
+        }
+    }
+
+    /// Marks `units` fewer units used on the nights of `nights` that the calendar covers.
+    pub fn remove(&mut self, nights: &NightRange, units: u16) {
+        let Some(span) = self.range.intersect(nights) else {
+            return;
+        };
+        let from = self.index(span.start());
+        let to = from + span.len() as usize;
+        match &mut self.usage {
+            Usage::Single(bits) => (from..to).for_each(|i| bits[i / 64] &= !(1 << (i % 64))),
+            Usage::Multi(used) => used[from..to]
+                .iter_mut()
+                .for_each(|u| *u = u.saturating_sub(units)),
+        }
+    }
+
+    /// Units still free on `night`, or `None` when the calendar does not cover it.
+    pub fn remaining(&self, night: Night) -> Option<u16> {
+        self.range
+            .contains(night)
+            .then(|| self.remaining_at(self.index(night)))
+    }
+
+    /// The nights of `stay` that cannot take `units` more units (including nights the calendar
+    /// does not cover, which it cannot vouch for).
+    pub fn short_nights(&self, stay: &NightRange, units: u16) -> Vec<Night> {
+        stay.nights()
+            .filter(|n| self.remaining(*n).is_none_or(|left| left < units))
+            .collect()
+    }
+
+    /// Every night of the calendar with its remaining units, in order.
+    pub fn nights(&self) -> impl Iterator<Item = NightStatus> + '_ {
+        self.range
+            .nights()
+            .enumerate()
+            .map(|(i, night)| NightStatus {
+                night,
+                remaining: self.remaining_at(i),
+            })
+    }
+
+    /// Bytes the calendar keeps on the heap, for weighing it in a cache.
+    pub fn heap_bytes(&self) -> usize {
+        match &self.usage {
+            Usage::Single(bits) => bits.capacity() * size_of::<u64>(),
+            Usage::Multi(used) => used.capacity() * size_of::<u16>(),
+        }
+    }
+
+    fn index(&self, night: Night) -> usize {
+        (day_number(night) - day_number(self.range.start())) as usize
+    }
+
+    fn remaining_at(&self, i: usize) -> u16 {
+        match &self.usage {
+            Usage::Single(bits) => u16::from(bits[i / 64] & (1 << (i % 64)) == 0),
+            Usage::Multi(used) => self.units.saturating_sub(used[i]),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::from_day_number;
+    use proptest::prelude::*;
+
+    fn d(s: &str) -> Night {
+        s.parse().expect("test date")
+    }
+
+    fn range(a: &str, b: &str) -> NightRange {
+        NightRange::new(d(a), d(b)).expect("test range")
+    }
+
+    fn ts(s: &str) -> Timestamp {
+        s.parse().expect("test timestamp")
+    }
+
+    #[test]
+    fn live_claims_count_and_expired_holds_do_not() {
+        let now = ts("2025-01-01T12:00:00Z");
+        let claims = [
+            ClaimSpan {
+                nights: range("2025-02-01", "2025-02-03"),
+                units: 1,
+                kind: ClaimKind::Booking,
+            },
+            ClaimSpan {
+                nights: range("2025-02-03", "2025-02-04"),
+                units: 1,
+                kind: ClaimKind::Hold {
+                    expires_at: ts("2025-01-01T12:15:00Z"),
+                },
+            },
+            ClaimSpan {
+                nights: range("2025-02-04", "2025-02-05"),
+                units: 1,
+                kind: ClaimKind::Hold {
+                    expires_at: ts("2025-01-01T12:00:00Z"),
+                },
+            },
+            ClaimSpan {
+                nights: range("2025-02-06", "2025-02-07"),
+                units: 1,
+                kind: ClaimKind::Block,
+            },
+        ];
+        let cal = Calendar::build(range("2025-02-01", "2025-02-08"), 1, &claims, now);
+        let free: Vec<u16> = cal.nights().map(|n| n.remaining).collect();
+        assert_eq!(free, vec![0, 0, 0, 1, 1, 0, 1]);
+        assert_eq!(cal.valid_until(), Some(ts("2025-01-01T12:15:00Z")));
+        let later = Calendar::build(
+            range("2025-02-01", "2025-02-08"),
+            1,
+            &claims,
+            ts("2025-01-01T12:15:00Z"),
+        );
+        assert_eq!(later.remaining(d("2025-02-03")), Some(1));
+        assert_eq!(later.valid_until(), None);
+    }
+
+    #[test]
+    fn multi_unit_calendars_count_units() {
+        let mut cal = Calendar::empty(range("2025-03-01", "2025-03-04"), 3);
+        cal.add(&range("2025-03-01", "2025-03-03"), 2);
+        cal.add(&range("2025-03-02", "2025-03-10"), 1);
+        assert_eq!(
+            cal.nights().map(|n| n.remaining).collect::<Vec<_>>(),
+            vec![1, 0, 2]
+        );
+        assert_eq!(
+            cal.short_nights(&range("2025-03-01", "2025-03-04"), 1),
+            vec![d("2025-03-02")]
+        );
+        assert_eq!(
+            cal.short_nights(&range("2025-03-03", "2025-03-05"), 1),
+            vec![d("2025-03-04")]
+        );
+        cal.remove(&range("2025-03-02", "2025-03-03"), 1);
+        assert_eq!(cal.remaining(d("2025-03-02")), Some(1));
+        assert_eq!(cal.remaining(d("2025-03-04")), None);
+    }
+
+    #[test]
+    fn a_single_unit_calendar_of_eighteen_months_fits_in_eighty_bytes() {
+        let cal = Calendar::empty(range("2025-01-01", "2026-07-01"), 1);
+        assert!(cal.heap_bytes() <= 80, "{} bytes", cal.heap_bytes());
+    }
+
+    fn arb_claims(units: u16) -> impl Strategy<Value = Vec<(i32, i32, u16)>> {
+        proptest::collection::vec((0i32..100, 1i32..20, 1u16..=units), 0..12)
+    }
+
+    proptest! {
+        /// The compact calendar agrees with a naive per-night count, for both representations.
+        #[test]
+        fn calendar_matches_a_naive_count(units in 1u16..5, claims in arb_claims(4), offset in 0i32..50, len in 1i32..90) {
+            let base = day_number(d("2025-01-01"));
+            let cal_range = NightRange::new(from_day_number(base + offset), from_day_number(base + offset + len)).expect("valid");
+            let spans: Vec<ClaimSpan> = claims.iter()
+                .map(|&(start, n, u)| ClaimSpan {
+                    nights: NightRange::new(from_day_number(base + start), from_day_number(base + start + n)).expect("valid"),
+                    units: u.min(units),
+                    kind: ClaimKind::Booking,
+                })
+                .collect();
+            let cal = Calendar::build(cal_range, units, &spans, ts("2025-01-01T00:00:00Z"));
+            for status in cal.nights() {
+                let used: u32 = spans.iter().filter(|c| c.nights.contains(status.night)).map(|c| u32::from(c.units)).sum();
+                let expected = u32::from(units).saturating_sub(used) as u16;
+                prop_assert_eq!(status.remaining, expected, "night {}", status.night);
+            }
+        }
+
+        /// Adding then removing the same claim restores the calendar.
+        #[test]
+        fn add_then_remove_is_identity(units in 2u16..6, start in 0i32..60, n in 1i32..40, u in 1u16..2) {
+            let base = day_number(d("2025-01-01"));
+            let cal_range = NightRange::new(from_day_number(base), from_day_number(base + 60)).expect("valid");
+            let nights = NightRange::new(from_day_number(base + start), from_day_number(base + start + n)).expect("valid");
+            let before = Calendar::empty(cal_range, units);
+            let mut cal = before.clone();
+            cal.add(&nights, u);
+            cal.remove(&nights, u);
+            prop_assert_eq!(cal, before);
+        }
+    }
+}
