@@ -5,7 +5,7 @@
 //! DST or the server's time zone.
 
 use jiff::civil::{Date, date};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::Night;
 
@@ -27,10 +27,25 @@ pub enum RangeError {
 
 /// A non-empty half-open range of nights `[start, end)`, within [`DATE_MIN`]..=[`DATE_MAX`]
 /// (+1 day for `end`), of at most `max_nights` nights as given to [`NightRange::new`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "RawRange")]
 pub struct NightRange {
     start: Date,
     end: Date,
+}
+
+/// The unvalidated shape a [`NightRange`] is deserialized from.
+#[derive(Deserialize)]
+struct RawRange {
+    start: Date,
+    end: Date,
+}
+
+impl TryFrom<RawRange> for NightRange {
+    type Error = RangeError;
+    fn try_from(raw: RawRange) -> Result<Self, RangeError> {
+        NightRange::new(raw.start, raw.end)
+    }
 }
 
 impl NightRange {
