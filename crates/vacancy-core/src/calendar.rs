@@ -125,8 +125,18 @@ impl Calendar {
         let Some(span) = self.range.intersect(nights) else {
             return;
         };
+        if units == 0 {
+            return;
+        }
         let from = self.index(span.start());
         let to = from + span.len() as usize;
+        if let Usage::Single(bits) = &self.usage {
+            // A bit cannot count: claims overlapping on a one-unit listing (which the invariant
+            // forbids, but a calendar must stay right for any input) switch to counts.
+            if (from..to).any(|i| bits[i / 64] & (1 << (i % 64)) != 0) {
+                self.promote();
+            }
+        }
         match &mut self.usage {
             Usage::Single(bits) => (from..to).for_each(|i| bits[i / 64] |= 1 << (i % 64)),
             Usage::Multi(used) => used[from..to]
@@ -181,6 +191,16 @@ impl Calendar {
         match &self.usage {
             Usage::Single(bits) => bits.capacity() * size_of::<u64>(),
             Usage::Multi(used) => used.capacity() * size_of::<u16>(),
+        }
+    }
+
+    /// Switches a one-unit bitmap to per-night counts.
+    fn promote(&mut self) {
+        if let Usage::Single(_) = self.usage {
+            let used = (0..self.range.len() as usize)
+                .map(|i| 1 - self.remaining_at(i))
+                .collect();
+            self.usage = Usage::Multi(used);
         }
     }
 
