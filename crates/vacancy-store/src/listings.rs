@@ -6,7 +6,9 @@ use sqlx::any::AnyRow;
 use vacancy_core::{ListingRules, NightRange, RulesInput, Zone, day_number, from_day_number};
 
 use crate::writes::WriteTx;
-use crate::{Claim, ClaimState, Event, Kind, Listing, NewListing, RulesPatch, Store, StoreError};
+use crate::{
+    Claim, ClaimState, Event, IdemCommit, Kind, Listing, NewListing, RulesPatch, Store, StoreError,
+};
 
 pub(crate) const LISTING_COLUMNS: &str = "id, host_id, time_zone, units, min_nights, max_nights, \
      advance_notice_hours, booking_window_days, version, created_at, updated_at";
@@ -102,6 +104,7 @@ impl Store {
         &self,
         new: NewListing,
         now: Timestamp,
+        idem: Option<&IdemCommit<'_, Listing>>,
     ) -> Result<Listing, StoreError> {
         let mut tx = self.begin_write().await?;
         let id = new.id.unwrap_or_else(new_id);
@@ -133,6 +136,7 @@ impl Store {
             at_ms: now_ms,
         };
         crate::writes::append_event(&mut tx, &event).await?;
+        crate::idempotency::commit_in_tx(&mut tx, idem, &listing).await?;
         tx.commit().await?;
         Ok(listing)
     }

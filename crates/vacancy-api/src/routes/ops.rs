@@ -1,0 +1,49 @@
+//! Operations endpoints: liveness, readiness, metrics and the OpenAPI document.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use utoipa::OpenApi;
+
+use crate::dto::StatusBody;
+use crate::error::{ApiError, Problem};
+use crate::state::AppState;
+
+/// Liveness: the process is up and serving HTTP.
+#[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, body = StatusBody)))]
+pub async fn healthz() -> Json<StatusBody> {
+    Json(StatusBody { status: "ok" })
+}
+
+/// Readiness: the database answers and every migration is applied.
+#[utoipa::path(get, path = "/readyz", tag = "operations",
+    responses((status = 200, body = StatusBody), (status = 503, body = Problem)))]
+pub async fn readyz(State(state): State<AppState>) -> Result<Json<StatusBody>, ApiError> {
+    match state.store.ready().await {
+        Ok(()) => Ok(Json(StatusBody { status: "ready" })),
+        Err(err) => Err(ApiError::NotReady(err.to_string())),
+    }
+}
+
+/// Prometheus metrics in the text exposition format.
+#[utoipa::path(get, path = "/metrics", tag = "operations",
+    responses((status = 200, content_type = "text/plain", body = String)))]
+pub async fn metrics(State(state): State<AppState>) -> Response {
+    (
+        StatusCode::OK,
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        state.metrics.render(),
+    )
+        .into_response()
+}
+
+/// This API's OpenAPI 3.1 document, generated from the code.
+#[utoipa::path(get, path = "/openapi.json", tag = "operations",
+    responses((status = 200, content_type = "application/json", body = Object)))]
+pub async fn openapi() -> Json<utoipa::openapi::OpenApi> {
+    Json(crate::openapi::ApiDoc::openapi())
+}

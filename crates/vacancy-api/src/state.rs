@@ -1,0 +1,42 @@
+//! What every handler shares.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use metrics_exporter_prometheus::PrometheusHandle;
+use vacancy_store::Store;
+
+use crate::clock::Clock;
+
+/// Tunables of the HTTP API.
+#[derive(Debug, Clone)]
+pub struct ApiConfig {
+    /// Hold lifetime when the client names none.
+    pub default_hold_ttl: Duration,
+    /// Longest hold lifetime a client may ask for.
+    pub max_hold_ttl: Duration,
+    /// How long an idempotent request may run before a retry may take its key over.
+    pub idempotency_lease: Duration,
+    /// Largest request body accepted.
+    pub max_body_bytes: usize,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        Self {
+            default_hold_ttl: Duration::from_secs(15 * 60),
+            max_hold_ttl: Duration::from_secs(24 * 60 * 60),
+            idempotency_lease: Duration::from_secs(60),
+            max_body_bytes: 256 * 1024,
+        }
+    }
+}
+
+/// Shared state: the store, the clock, the metrics registry and the config.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Store,
+    pub clock: Arc<dyn Clock>,
+    pub metrics: PrometheusHandle,
+    pub config: Arc<ApiConfig>,
+}

@@ -1,0 +1,176 @@
+//! Command-line interface: every flag is also an environment variable.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use vacancy_api::{ApiConfig, Application, ServeConfig, SystemClock, TaskConfig};
+use vacancy_store::{Store, StoreOptions};
+
+/// Real-time availability and booking for marketplaces that sell nights.
+#[derive(Debug, Parser)]
+#[command(name = "vacancy", version)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+    /// Log format: `json` (one object per line) or `pretty`.
+    #[arg(long, env = "VACANCY_LOG_FORMAT", value_enum, default_value_t = LogFormat::Json, global = true)]
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum LogFormat {
+    Json,
+    Pretty,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve the HTTP API (embedded default: SQLite under ./data, 127.0.0.1:8080).
+    Serve(ServeArgs),
+    /// Apply database migrations and exit.
+    Migrate(DatabaseArgs),
+    /// Load realistic demo data: listings in many time zones, with bookings and blocks.
+    Seed(SeedArgs),
+}
+
+#[derive(Debug, Args)]
+struct DatabaseArgs {
+    /// `sqlite://path/file.db` (embedded default) or `postgres://user:password@host/db`.
+    #[arg(
+        long,
+        env = "VACANCY_DATABASE_URL",
+        default_value = "sqlite://data/vacancy.db",
+        hide_env_values = true
+    )]
+    database_url: String,
+    /// Most database connections this process opens.
+    #[arg(long, env = "VACANCY_DB_MAX_CONNECTIONS", default_value_t = 16)]
+    db_max_connections: u32,
+    /// Longest any database statement may run, in milliseconds.
+    #[arg(long, env = "VACANCY_DB_STATEMENT_TIMEOUT_MS", default_value_t = 5_000)]
+    db_statement_timeout_ms: u64,
+}
+
+impl DatabaseArgs {
+    fn options(&self) -> StoreOptions {
+        let mut options = StoreOptions::new(self.database_url.clone());
+        options.max_connections = self.db_max_connections;
+        options.statement_timeout = Duration::from_millis(self.db_statement_timeout_ms);
+        options
+    }
+}
+
+#[derive(Debug, Args)]
+struct ServeArgs {
+    /// Address and port to listen on.
+    #[arg(long, env = "VACANCY_LISTEN", default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    #[command(flatten)]
+    database: DatabaseArgs,
+    /// Hold lifetime when a client names none, in seconds.
+    #[arg(long, env = "VACANCY_DEFAULT_HOLD_TTL_SECS", default_value_t = 900)]
+    default_hold_ttl_secs: u64,
+    /// How often expired holds are released, in milliseconds.
+    #[arg(long, env = "VACANCY_SWEEP_INTERVAL_MS", default_value_t = 1_000)]
+    sweep_interval_ms: u64,
+    /// Longest wait for in-flight requests after SIGTERM or Ctrl-C, in seconds.
+    #[arg(long, env = "VACANCY_DRAIN_TIMEOUT_SECS", default_value_t = 30)]
+    drain_timeout_secs: u64,
+}
+
+#[derive(Debug, Args)]
+struct SeedArgs {
+    #[command(flatten)]
+    database: DatabaseArgs,
+    /// How many listings to create.
+    #[arg(long, env = "VACANCY_SEED_LISTINGS", default_value_t = 1_000)]
+    listings: u32,
+    /// Random seed, for repeatable data.
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+}
+
+impl Cli {
+    pub async fn run(self) -> anyhow::Result<()> {
+        match self.command {
+            Command::Serve(args) => serve(args).await,
+            Command::Migrate(args) => {
+                let store = Store::connect(&args.options()).await?;
+                store.migrate().await?;
+                tracing::info!("migrations applied");
+                Ok(())
+            }
+            Command::Seed(args) => {
+                let store = Store::connect(&args.database.options()).await?;
+                store.migrate().await?;
+                let report = crate::seed::seed(&store, args.listings, args.seed).await?;
+                tracing::info!(
+                    listings = report.listings,
+                    bookings = report.bookings,
+                    blocks = report.blocks,
+                    "seeded"
+                );
+                Ok(())
+            }
+        }
+    }
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let config = ServeConfig {
+        listen: args.listen,
+        store: args.database.options(),
+        api: ApiConfig {
+            default_hold_ttl: Duration::from_secs(args.default_hold_ttl_secs),
+            ..ApiConfig::default()
+        },
+        tasks: TaskConfig {
+            sweep_interval: Duration::from_millis(args.sweep_interval_ms.max(10)),
+            ..TaskConfig::default()
+        },
+        drain_timeout: Duration::from_secs(args.drain_timeout_secs),
+    };
+    let app = Application::build(config, Arc::new(SystemClock)).await?;
+    tracing::info!(address = %app.local_addr()?, backend = ?app.state().store.backend(), "listening");
+    app.run_until(shutdown_signal()).await
+}
+
+/// Completes on SIGTERM or Ctrl-C.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(error) = tokio::signal::ctrl_c().await {
+            tracing::error!(%error, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(error) => {
+                tracing::error!(%error, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = terminate => {}
+    }
+}
+
+pub fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    match format {
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+        LogFormat::Pretty => builder.init(),
+    }
+}
