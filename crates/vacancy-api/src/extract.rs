@@ -53,7 +53,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for StrictJson<T> {
             let field = if field == "." { String::new() } else { field };
             ApiError::invalid(field, e.into_inner().to_string())
         })?;
-        let digest = hex(&Sha256::digest(canonical.to_string().as_bytes()));
+        let digest = canonical_digest(&canonical);
         Ok(Self { value, digest })
     }
 }
@@ -121,6 +121,11 @@ impl<S: Send + Sync> FromRequestParts<S> for IdempotencyKey {
             })?;
         Ok(Self(Some(key.to_owned())))
     }
+}
+
+/// SHA-256 (hex) of a JSON value in canonical form: keys sorted, no insignificant spaces.
+pub fn canonical_digest(value: &serde_json::Value) -> String {
+    hex(&Sha256::digest(value.to_string().as_bytes()))
 }
 
 pub(crate) fn hex(bytes: &[u8]) -> String {

@@ -17,7 +17,14 @@ use crate::extract::hex;
 use crate::state::AppState;
 
 /// The key space of clients until requests carry an authenticated identity.
-const ANONYMOUS_CLIENT: &str = "anonymous";
+pub const ANONYMOUS_CLIENT: &str = "anonymous";
+
+/// What identifies "the same request": method, path and the canonical body's digest.
+pub fn fingerprint(method: &Method, path: &str, body_digest: &str) -> String {
+    hex(&Sha256::digest(
+        format!("{method} {path} {body_digest}").as_bytes(),
+    ))
+}
 
 /// Runs `write` at most once per idempotency key and answers with `status` and the body
 /// `to_body` makes of its result.

@@ -1,0 +1,260 @@
+//! Starting the real service for a test, and small HTTP helpers.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use jiff::Timestamp;
+use reqwest::{Response, StatusCode};
+use serde_json::{Value, json};
+use vacancy_api::{ApiConfig, Application, Clock, ManualClock, ServeConfig, TaskConfig};
+use vacancy_store::testing::fresh_database_url;
+use vacancy_store::{Backend, Store, StoreOptions};
+
+/// The instant every test starts at (tests move it with `app.clock`).
+pub const START: &str = "2030-01-01T12:00:00Z";
+
+pub struct TestApp {
+    pub base: String,
+    pub http: reqwest::Client,
+    pub clock: Arc<ManualClock>,
+    /// A separate handle on the same database, for checking what was written.
+    pub store: Store,
+    pub database_url: String,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// Starts the service on a fresh database of `backend`.
+pub async fn spawn(backend: Backend) -> TestApp {
+    let url = fresh_database_url(backend)
+        .await
+        .expect("fresh test database");
+    let clock = Arc::new(ManualClock::new(START.parse().expect("start instant")));
+    spawn_on(&url, clock).await
+}
+
+/// Starts one more replica of the service on an existing database, sharing `clock`.
+pub async fn spawn_on(database_url: &str, clock: Arc<ManualClock>) -> TestApp {
+    let mut store_options = StoreOptions::new(database_url);
+    store_options.max_connections = 8;
+    let config = ServeConfig {
+        listen: "127.0.0.1:0".parse().expect("address"),
+        store: store_options.clone(),
+        api: ApiConfig::default(),
+        tasks: TaskConfig {
+            sweep_interval: Duration::from_millis(50),
+            ..TaskConfig::default()
+        },
+        drain_timeout: Duration::from_secs(5),
+    };
+    let app = Application::build(config, clock.clone())
+        .await
+        .expect("service starts");
+    let base = format!("http://{}", app.local_addr().expect("bound address"));
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(app.run_until(async move {
+        let _ = rx.await;
+    }));
+    store_options.max_connections = 2;
+    let store = Store::connect(&store_options)
+        .await
+        .expect("checking connection");
+    TestApp {
+        base,
+        http: reqwest::Client::new(),
+        clock,
+        store,
+        database_url: database_url.to_owned(),
+        shutdown: Some(tx),
+    }
+}
+
+/// A status and a JSON body (Null when the body is not JSON).
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Value,
+}
+
+impl Reply {
+    async fn from(response: Response) -> Self {
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = response.bytes().await.expect("response body");
+        let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        Self {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    /// The problem `type` slug, e.g. `nights-unavailable`.
+    pub fn problem(&self) -> &str {
+        self.body["type"]
+            .as_str()
+            .unwrap_or_default()
+            .trim_start_matches("urn:vacancy:problem:")
+    }
+
+    pub fn content_type(&self) -> &str {
+        self.headers
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+    }
+}
+
+impl TestApp {
+    pub async fn get(&self, path: &str) -> Reply {
+        Reply::from(
+            self.http
+                .get(format!("{}{path}", self.base))
+                .send()
+                .await
+                .expect("request"),
+        )
+        .await
+    }
+
+    pub async fn post(&self, path: &str, body: &Value) -> Reply {
+        self.post_with_key(path, body, None).await
+    }
+
+    pub async fn post_with_key(&self, path: &str, body: &Value, key: Option<&str>) -> Reply {
+        let mut request = self.http.post(format!("{}{path}", self.base)).json(body);
+        if let Some(key) = key {
+            request = request.header("Idempotency-Key", key);
+        }
+        Reply::from(request.send().await.expect("request")).await
+    }
+
+    pub async fn patch(&self, path: &str, body: &Value) -> Reply {
+        Reply::from(
+            self.http
+                .patch(format!("{}{path}", self.base))
+                .json(body)
+                .send()
+                .await
+                .expect("request"),
+        )
+        .await
+    }
+
+    pub async fn delete(&self, path: &str) -> Reply {
+        Reply::from(
+            self.http
+                .delete(format!("{}{path}", self.base))
+                .send()
+                .await
+                .expect("request"),
+        )
+        .await
+    }
+
+    /// Sends raw bytes with a content type.
+    pub async fn post_raw(
+        &self,
+        path: &str,
+        content_type: &str,
+        body: impl Into<reqwest::Body>,
+    ) -> Reply {
+        let request = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .header("content-type", content_type)
+            .body(body);
+        Reply::from(request.send().await.expect("request")).await
+    }
+
+    /// Creates a listing with the given extra fields over sane defaults; returns its id.
+    pub async fn listing(&self, units: u32, extra: Value) -> String {
+        let mut body = json!({ "host_id": "host-1", "time_zone": "Europe/Lisbon", "units": units });
+        if let (Some(body), Some(extra)) = (body.as_object_mut(), extra.as_object()) {
+            body.extend(extra.clone());
+        }
+        let reply = self.post("/v1/listings", &body).await;
+        assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+        reply.body["id"].as_str().expect("listing id").to_owned()
+    }
+
+    pub async fn book(&self, listing: &str, check_in: &str, check_out: &str, units: u32) -> Reply {
+        let body = json!({ "listing_id": listing, "check_in": check_in, "check_out": check_out,
+            "units": units, "guest_id": "guest-1" });
+        self.post("/v1/bookings", &body).await
+    }
+
+    pub async fn hold(
+        &self,
+        listing: &str,
+        check_in: &str,
+        check_out: &str,
+        ttl_seconds: u32,
+    ) -> Reply {
+        let body = json!({ "listing_id": listing, "check_in": check_in, "check_out": check_out,
+            "guest_id": "guest-1", "ttl_seconds": ttl_seconds });
+        self.post("/v1/holds", &body).await
+    }
+
+    /// Remaining units per night over `[start, end)`.
+    pub async fn remaining(&self, listing: &str, start: &str, end: &str) -> Vec<u64> {
+        let reply = self
+            .get(&format!(
+                "/v1/listings/{listing}/calendar?start={start}&end={end}"
+            ))
+            .await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+        reply.body["nights"]
+            .as_array()
+            .expect("nights")
+            .iter()
+            .map(|n| n["remaining"].as_u64().expect("remaining"))
+            .collect()
+    }
+
+    /// How many outbox events exist: a proxy for "something was written".
+    pub async fn events(&self) -> usize {
+        self.store
+            .outbox_after(0, 100_000)
+            .await
+            .expect("outbox")
+            .len()
+    }
+
+    /// Asserts the invariant from scratch over the whole database.
+    pub async fn assert_no_overbooking(&self) {
+        let findings = self.store.audit(self.now()).await.expect("audit");
+        assert!(
+            findings.is_empty(),
+            "overbooked or inconsistent nights: {findings:?}"
+        );
+    }
+}
+
+impl TestApp {
+    pub fn now(&self) -> Timestamp {
+        self.clock.now()
+    }
+}
+
+/// Generates one `#[tokio::test]` per backend for each `async fn name(backend: Backend)` named.
+#[macro_export]
+macro_rules! backend_tests {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() { super::$name(vacancy_store::Backend::Sqlite).await })*
+        }
+        mod postgres {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() { super::$name(vacancy_store::Backend::Postgres).await })*
+        }
+    };
+}

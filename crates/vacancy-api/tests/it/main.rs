@@ -1,0 +1,14 @@
+//! HTTP-level integration tests. Every test runs twice, on SQLite and on PostgreSQL, each time
+//! against its own fresh database and a real server on a free port.
+
+mod helpers;
+
+mod batch;
+mod blocks;
+mod idempotency;
+mod listings;
+mod ops;
+mod races;
+mod rules;
+mod stays;
+mod validation;
