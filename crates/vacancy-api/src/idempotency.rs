@@ -114,3 +114,16 @@ fn json_response(status: StatusCode, body: &str, replayed: bool) -> Response {
     }
     response
 }
+
+/// Counts a created resource in `metric`, unless the response is a replay of an earlier one.
+pub fn count_created(
+    response: Result<Response, ApiError>,
+    metric: &'static str,
+) -> Result<Response, ApiError> {
+    if let Ok(r) = &response {
+        if r.status() == StatusCode::CREATED && !r.headers().contains_key("idempotent-replayed") {
+            metrics::counter!(metric).increment(1);
+        }
+    }
+    response
+}

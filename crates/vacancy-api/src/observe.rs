@@ -1,7 +1,9 @@
 //! Per-request metrics and logs, in one middleware.
 //!
 //! Metrics: `http_requests_total{method,route,status}`, `http_request_duration_seconds{method,route}`
-//! (histogram), and `vacancy_conflicts_total` for 409s that name taken nights. Logs: one
+//! (histogram), and `vacancy_conflicts_total` for 409s that name taken nights (handlers add
+//! `vacancy_bookings_total` and `vacancy_holds_placed_total`; the sweeper
+//! `vacancy_holds_expired_total`). Logs: one
 //! structured line per request — debug for successes, info for client errors, error (with the
 //! cause) for server errors — carrying the request id.
 

@@ -72,7 +72,7 @@ pub async fn place_hold(
         .checked_add(SignedDuration::try_from(ttl).unwrap_or(SignedDuration::MAX))
         .unwrap_or(now);
     let store = state.store.clone();
-    idempotency::run(
+    let response = idempotency::run(
         &state,
         key,
         (Method::POST, "/v1/holds", &body.digest),
@@ -84,7 +84,8 @@ pub async fn place_hold(
                 .await
         },
     )
-    .await
+    .await;
+    idempotency::count_created(response, "vacancy_holds_placed_total")
 }
 
 /// Read a hold.
@@ -110,7 +111,7 @@ pub async fn confirm_hold(
     let now = state.clock.now();
     let store = state.store.clone();
     let path = format!("/v1/holds/{id}/confirm");
-    idempotency::run(
+    let response = idempotency::run(
         &state,
         key,
         (Method::POST, &path, ""),
@@ -118,7 +119,8 @@ pub async fn confirm_hold(
         |c: &Claim| StayBody::new(c, now),
         async |commit| store.confirm_hold(&id, now, commit).await,
     )
-    .await
+    .await;
+    idempotency::count_created(response, "vacancy_bookings_total")
 }
 
 /// Release a hold, freeing its nights. Releasing twice is harmless.
@@ -155,7 +157,7 @@ pub async fn book(
     )?;
     let now = state.clock.now();
     let store = state.store.clone();
-    idempotency::run(
+    let response = idempotency::run(
         &state,
         key,
         (Method::POST, "/v1/bookings", &body.digest),
@@ -163,7 +165,8 @@ pub async fn book(
         |c: &Claim| StayBody::new(c, now),
         async |commit| store.book(&body.value.listing_id, &stay, now, commit).await,
     )
-    .await
+    .await;
+    idempotency::count_created(response, "vacancy_bookings_total")
 }
 
 /// Read a booking.
