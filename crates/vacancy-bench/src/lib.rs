@@ -1,0 +1,32 @@
+//! vacancy-bench: the benchmark harness of vacancy.
+//!
+//! It starts the service in-process on a fresh database (SQLite or PostgreSQL) the same way
+//! `vacancy serve` does, or targets a running one on loopback; loads listings; drives HTTP/1.1
+//! keep-alive load per scenario in closed loop (maximum throughput) or open loop (fixed
+//! arrival rate, latency from each request's intended send time); and reports throughput,
+//! latency percentiles, errors by status, the service's own counter deltas, and for the
+//! contention scenario an audit for overbookings. Results go to JSON, markdown and an SVG plot.
+//!
+//! Codemap:
+//! - [`cli`]: options; [`run`]: one whole run; [`report`] and [`svg`]: the outputs;
+//! - [`engine`]: the load engine (paces, slots, tallies) over [`http`] connections;
+//! - [`scenarios`]: what each scenario sends; [`zipf`]: the popularity skew;
+//! - [`dataset`]: the data and how it is loaded; [`service`]: the in-process service;
+//! - [`prometheus`]: counters scraped from `/metrics`; [`audit`]: the overbooking check.
+//!
+//! The harness never changes the service: it is a client of the HTTP API, and touches the
+//! database only through `vacancy_store` (loading, auditing) and to drop its own throwaway
+//! database. No test or report asserts a speed.
+
+pub mod audit;
+pub mod cli;
+pub mod dataset;
+pub mod engine;
+pub mod http;
+pub mod prometheus;
+pub mod report;
+pub mod run;
+pub mod scenarios;
+pub mod service;
+pub mod svg;
+pub mod zipf;

@@ -1,0 +1,178 @@
+//! The service under test, started in this process the way `vacancy serve` starts it
+//! ([`Application::build`] then [`Application::run_until`]) on a fresh database.
+//!
+//! It runs on its own tokio runtime in its own thread, so the load generator's runtime and the
+//! service's do not share worker threads (they still share the machine's cores).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use sqlx::{Connection, Executor};
+use tokio::sync::oneshot;
+use vacancy_api::{ApiConfig, Application, ServeConfig, SystemClock, TaskConfig};
+use vacancy_store::{Backend, StoreOptions};
+
+/// How the in-process service runs.
+#[derive(Debug, Clone)]
+pub struct ServiceOptions {
+    pub backend: Backend,
+    /// Worker threads of the service's runtime.
+    pub threads: usize,
+    /// The service's database pool size.
+    pub db_max_connections: u32,
+}
+
+/// A running in-process service and the database it owns.
+pub struct InProcessService {
+    addr: SocketAddr,
+    database_url: String,
+    backend: Backend,
+    shutdown: Option<oneshot::Sender<()>>,
+    thread: Option<JoinHandle<anyhow::Result<()>>>,
+}
+
+/// How long the service may take to connect, migrate and bind.
+const STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
+
+impl InProcessService {
+    /// Creates a fresh database for `options.backend` and starts the service on it, on a free
+    /// loopback port.
+    pub async fn start(options: &ServiceOptions) -> anyhow::Result<Self> {
+        let database_url = vacancy_store::testing::fresh_database_url(options.backend).await?;
+        let mut store = StoreOptions::new(database_url.clone());
+        store.max_connections = options.db_max_connections;
+        let config = ServeConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            store,
+            api: ApiConfig::default(),
+            tasks: TaskConfig::default(),
+            drain_timeout: Duration::from_secs(5),
+        };
+        let (bound_tx, bound_rx) = oneshot::channel::<anyhow::Result<SocketAddr>>();
+        let (shutdown_tx, shutdown_rx) = oneshot::channel::<()>();
+        let threads = options.threads.max(1);
+        let thread = std::thread::Builder::new()
+            .name("vacancy-service".into())
+            .spawn(move || serve(config, threads, bound_tx, shutdown_rx))?;
+        let mut service = Self {
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            database_url,
+            backend: options.backend,
+            shutdown: Some(shutdown_tx),
+            thread: Some(thread),
+        };
+        match tokio::time::timeout(STARTUP_TIMEOUT, bound_rx).await {
+            Ok(Ok(Ok(addr))) => {
+                service.addr = addr;
+                Ok(service)
+            }
+            Ok(Ok(Err(e))) => {
+                service.stop().await.ok();
+                Err(e.context("starting the service"))
+            }
+            Ok(Err(_)) | Err(_) => {
+                service.stop().await.ok();
+                anyhow::bail!("the service did not start within {STARTUP_TIMEOUT:?}")
+            }
+        }
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub fn database_url(&self) -> &str {
+        &self.database_url
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Asks the service to drain and stop, and waits for it.
+    pub async fn stop(&mut self) -> anyhow::Result<()> {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            tokio::task::spawn_blocking(move || thread.join())
+                .await?
+                .map_err(|_| anyhow::anyhow!("the service thread panicked"))??;
+        }
+        Ok(())
+    }
+
+    /// Stops the service and deletes its database.
+    pub async fn stop_and_drop_database(mut self) -> anyhow::Result<()> {
+        self.stop().await?;
+        drop_database(&self.database_url).await
+    }
+}
+
+impl Drop for InProcessService {
+    fn drop(&mut self) {
+        // Never leave a serving thread behind; the thread ends once it has drained.
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+fn serve(
+    config: ServeConfig,
+    threads: usize,
+    bound: oneshot::Sender<anyhow::Result<SocketAddr>>,
+    shutdown: oneshot::Receiver<()>,
+) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(threads)
+        .thread_name("vacancy-service-worker")
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        let app = match Application::build(config, Arc::new(SystemClock)).await {
+            Ok(app) => app,
+            Err(e) => {
+                let message = format!("{e:#}");
+                let _ = bound.send(Err(e));
+                anyhow::bail!("{message}");
+            }
+        };
+        let _ = bound.send(app.local_addr().map_err(anyhow::Error::from));
+        app.run_until(async move {
+            let _ = shutdown.await;
+        })
+        .await
+    })
+}
+
+/// Deletes a database made by `fresh_database_url`: the SQLite file (and its WAL files) or the
+/// PostgreSQL database. Only names that look like those are touched.
+pub async fn drop_database(url: &str) -> anyhow::Result<()> {
+    let name = url.rsplit('/').next().unwrap_or_default();
+    let stem = name.trim_end_matches(".db");
+    anyhow::ensure!(
+        stem.strip_prefix("vacancy_test_")
+            .is_some_and(|rest| !rest.is_empty() && rest.bytes().all(|b| b.is_ascii_alphanumeric())),
+        "not a throwaway database: {name}"
+    );
+    if let Some(path) = url.strip_prefix("sqlite://") {
+        for suffix in ["", "-wal", "-shm"] {
+            match std::fs::remove_file(format!("{path}{suffix}")) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+    } else {
+        let mut admin =
+            sqlx::PgConnection::connect(&vacancy_store::testing::postgres_admin_url()).await?;
+        admin
+            .execute(format!("DROP DATABASE IF EXISTS {stem} WITH (FORCE)").as_str())
+            .await?;
+        admin.close().await?;
+    }
+    Ok(())
+}

@@ -1,0 +1,10 @@
+//! Integration tests of the harness, in one binary. None asserts a speed: they check that the
+//! harness counts what happened exactly, paces open loop by count, skews its sampling, detects
+//! an overbooking, and runs every scenario end to end against the real service.
+
+mod counting;
+mod end_to_end;
+mod open_loop;
+mod overbooking;
+mod support;
+mod zipf;
