@@ -5,10 +5,31 @@ use jiff::Timestamp;
 use jiff::civil::Date;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
-use vacancy_core::{Calendar, NightRange, Reason};
+use vacancy_core::{Calendar, DATE_MAX, DATE_MIN, NightRange, RangeError, Reason};
 use vacancy_store::{Claim, ClaimState, Listing};
 
 use crate::error::ApiError;
+
+/// Deserializes a civil date written exactly `YYYY-MM-DD`: no time, offset, zone or other
+/// spelling, so a client can never mean one day and get another.
+fn civil_date<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Date, D::Error> {
+    let text = String::deserialize(deserializer)?;
+    let shaped = text.len() == 10
+        && text.bytes().enumerate().all(|(i, b)| {
+            if i == 4 || i == 7 {
+                b == b'-'
+            } else {
+                b.is_ascii_digit()
+            }
+        });
+    if !shaped {
+        return Err(serde::de::Error::custom(format!(
+            "expected a date as YYYY-MM-DD, got {text:?}"
+        )));
+    }
+    text.parse()
+        .map_err(|e| serde::de::Error::custom(format!("invalid date {text:?}: {e}")))
+}
 
 /// Most listing ids one batch check may name.
 pub const MAX_BATCH: usize = 1_000;
@@ -103,16 +124,18 @@ impl From<&Listing> for ListingBody {
 #[serde(deny_unknown_fields)]
 pub struct RangeQuery {
     /// First night.
+    #[serde(deserialize_with = "civil_date")]
     #[param(value_type = String, format = Date)]
     pub start: Date,
     /// The day after the last night.
+    #[serde(deserialize_with = "civil_date")]
     #[param(value_type = String, format = Date)]
     pub end: Date,
 }
 
 impl RangeQuery {
     pub fn range(&self) -> Result<NightRange, ApiError> {
-        night_range(self.start, self.end, "end")
+        night_range(self.start, self.end, ("start", "end"))
     }
 }
 
@@ -120,17 +143,33 @@ impl RangeQuery {
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 pub struct StayQuery {
+    #[serde(deserialize_with = "civil_date")]
     #[param(value_type = String, format = Date)]
     pub check_in: Date,
+    #[serde(deserialize_with = "civil_date")]
     #[param(value_type = String, format = Date)]
     pub check_out: Date,
     /// Units wanted (default 1).
     pub units: Option<u32>,
 }
 
-/// Validates a pair of dates as a range of nights; `end_field` names the field to blame.
-pub fn night_range(start: Date, end: Date, end_field: &str) -> Result<NightRange, ApiError> {
-    NightRange::new(start, end).map_err(|e| ApiError::invalid(end_field, e.to_string()))
+/// Validates a pair of dates as a range of nights; `fields` names the start and end fields, so
+/// the error blames the one at fault.
+pub fn night_range(start: Date, end: Date, fields: (&str, &str)) -> Result<NightRange, ApiError> {
+    NightRange::new(start, end).map_err(|e| {
+        let start_at_fault =
+            matches!(e, RangeError::OutOfBounds) && !(DATE_MIN..=DATE_MAX).contains(&start);
+        ApiError::invalid(
+            if start_at_fault { fields.0 } else { fields.1 },
+            e.to_string(),
+        )
+    })
+}
+
+/// Whether `id` could name something: ids are created as [`opaque_id`]s or UUIDs, so anything
+/// else is certainly unknown and need not reach the database.
+pub fn could_exist(id: &str) -> bool {
+    opaque_id("id", id).is_ok()
 }
 
 /// Validates a requested unit count.
@@ -175,8 +214,10 @@ pub struct CalendarBody {
     /// The listing version this calendar reflects.
     pub version: i64,
     pub units: u16,
+    #[serde(deserialize_with = "civil_date")]
     #[schema(value_type = String, format = Date)]
     pub start: Date,
+    #[serde(deserialize_with = "civil_date")]
     #[schema(value_type = String, format = Date)]
     pub end: Date,
     pub nights: Vec<NightBody>,
@@ -222,8 +263,10 @@ pub struct AvailabilityBody {
 pub struct BatchCheck {
     /// Up to 1000 listing ids.
     pub listing_ids: Vec<String>,
+    #[serde(deserialize_with = "civil_date")]
     #[schema(value_type = String, format = Date)]
     pub check_in: Date,
+    #[serde(deserialize_with = "civil_date")]
     #[schema(value_type = String, format = Date)]
     pub check_out: Date,
     /// Units wanted in each listing (default 1).
@@ -251,8 +294,10 @@ pub struct BatchBody {
 #[serde(deny_unknown_fields)]
 pub struct PlaceHold {
     pub listing_id: String,
+    #[serde(deserialize_with = "civil_date")]
     #[schema(value_type = String, format = Date)]
     pub check_in: Date,
+    #[serde(deserialize_with = "civil_date")]
     #[schema(value_type = String, format = Date)]
     pub check_out: Date,
     /// Units wanted (default 1).
@@ -267,8 +312,10 @@ pub struct PlaceHold {
 #[serde(deny_unknown_fields)]
 pub struct CreateBooking {
     pub listing_id: String,
+    #[serde(deserialize_with = "civil_date")]
     #[schema(value_type = String, format = Date)]
     pub check_in: Date,
+    #[serde(deserialize_with = "civil_date")]
     #[schema(value_type = String, format = Date)]
     pub check_out: Date,
     pub units: Option<u32>,
@@ -278,8 +325,10 @@ pub struct CreateBooking {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AddBlock {
+    #[serde(deserialize_with = "civil_date")]
     #[schema(value_type = String, format = Date)]
     pub start: Date,
+    #[serde(deserialize_with = "civil_date")]
     #[schema(value_type = String, format = Date)]
     pub end: Date,
     /// Units to close (default: all of the listing's units).
@@ -293,8 +342,10 @@ pub struct AddBlock {
 pub struct StayBody {
     pub id: String,
     pub listing_id: String,
+    #[serde(deserialize_with = "civil_date")]
     #[schema(value_type = String, format = Date)]
     pub check_in: Date,
+    #[serde(deserialize_with = "civil_date")]
     #[schema(value_type = String, format = Date)]
     pub check_out: Date,
     pub nights: u32,
@@ -340,8 +391,10 @@ impl StayBody {
 pub struct BlockBody {
     pub id: String,
     pub listing_id: String,
+    #[serde(deserialize_with = "civil_date")]
     #[schema(value_type = String, format = Date)]
     pub start: Date,
+    #[serde(deserialize_with = "civil_date")]
     #[schema(value_type = String, format = Date)]
     pub end: Date,
     pub units: u16,

@@ -48,11 +48,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for StrictJson<T> {
             })?;
         let canonical: serde_json::Value = serde_json::from_slice(&bytes)
             .map_err(|e| ApiError::Malformed(format!("body is not valid JSON: {e}")))?;
-        let value = serde_path_to_error::deserialize(&canonical).map_err(|e| {
-            let field = e.path().to_string();
-            let field = if field == "." { String::new() } else { field };
-            ApiError::invalid(field, e.into_inner().to_string())
-        })?;
+        let value = serde_path_to_error::deserialize(&canonical).map_err(field_error)?;
         let digest = canonical_digest(&canonical);
         Ok(Self { value, digest })
     }
@@ -81,22 +77,47 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for StrictQuery<T>
         let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
         serde_path_to_error::deserialize(de)
             .map(StrictQuery)
-            .map_err(|e| {
-                let field = e.path().to_string();
-                let message = e.into_inner().to_string();
-                let field = if field == "." {
-                    field_from_message(&message)
-                } else {
-                    field
-                };
-                ApiError::invalid(field, message)
-            })
+            .map_err(field_error)
     }
 }
 
-/// serde reports a missing or unknown query parameter at the root; its name is in the message.
-fn field_from_message(message: &str) -> String {
-    message.split('`').nth(1).unwrap_or_default().to_owned()
+/// A deserialization error as a validation problem naming the field. serde reports a missing
+/// or unknown field at its parent, with the name only in the message: take it from there.
+fn field_error<E: std::fmt::Display>(e: serde_path_to_error::Error<E>) -> ApiError {
+    let path = e.path().to_string();
+    let message = e.into_inner().to_string();
+    // An unknown field is already the last segment of the path; a missing one is not.
+    let named = message
+        .split('`')
+        .nth(1)
+        .filter(|_| message.starts_with("missing field"));
+    let field = match (path.as_str(), named) {
+        (".", Some(name)) => name.to_owned(),
+        (".", None) => message.split('`').nth(1).unwrap_or_default().to_owned(),
+        (parent, Some(name)) => format!("{parent}.{name}"),
+        (parent, None) => parent.to_owned(),
+    };
+    ApiError::invalid(field, message)
+}
+
+/// A path id. One that no listing, hold or booking could have (ids are letters, digits and
+/// `-_.:`, at most 64) is a 404 without asking the database; a path that is not UTF-8 is a 400.
+pub struct Id(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for Id {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let axum::extract::Path(id) =
+            axum::extract::Path::<String>::from_request_parts(parts, state)
+                .await
+                .map_err(|e| ApiError::Malformed(format!("bad path: {}", e.body_text())))?;
+        if crate::dto::could_exist(&id) {
+            Ok(Self(id))
+        } else {
+            Err(ApiError::NotFound("resource"))
+        }
+    }
 }
 
 /// The `Idempotency-Key` header, if present.

@@ -120,10 +120,11 @@ pub fn count_created(
     response: Result<Response, ApiError>,
     metric: &'static str,
 ) -> Result<Response, ApiError> {
-    if let Ok(r) = &response {
-        if r.status() == StatusCode::CREATED && !r.headers().contains_key("idempotent-replayed") {
-            metrics::counter!(metric).increment(1);
-        }
+    if let Ok(r) = &response
+        && r.status() == StatusCode::CREATED
+        && !r.headers().contains_key("idempotent-replayed")
+    {
+        metrics::counter!(metric).increment(1);
     }
     response
 }

@@ -162,7 +162,7 @@ impl Store {
                 .booking_window_days
                 .unwrap_or(current.booking_window_days),
         })
-        .map_err(|e| StoreError::RulesInvalid(e))?;
+        .map_err(StoreError::RulesInvalid)?;
         let zone = patch.zone.unwrap_or_else(|| w.listing.zone.clone());
         if rules.units() != w.listing.rules.units() {
             let over = sqlx::query(&format!(

@@ -43,7 +43,7 @@ async fn listing(store: &Store, units: u32) -> String {
         rules,
     };
     store
-        .create_listing(new, now())
+        .create_listing(new, now(), None)
         .await
         .expect("create listing")
         .id

@@ -1,15 +1,15 @@
 //! Reads: calendars, single availability checks and batch checks.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use vacancy_core::{StayRequest, check_stay};
 
 use crate::dto::{
     AvailabilityBody, BatchBody, BatchCheck, CalendarBody, MAX_BATCH, RangeQuery, StayQuery,
-    Unavailable, night_range, units,
+    Unavailable, night_range, opaque_id, units,
 };
 use crate::error::{ApiError, Problem};
-use crate::extract::{StrictJson, StrictQuery};
+use crate::extract::{Id, StrictJson, StrictQuery};
 use crate::state::AppState;
 
 /// Calendar of a listing: remaining units per night over `[start, end)` (at most 731 nights).
@@ -17,7 +17,7 @@ use crate::state::AppState;
     responses((status = 200, body = CalendarBody), (status = 404, body = Problem), (status = 422, body = Problem)))]
 pub async fn calendar(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    Id(id): Id,
     StrictQuery(query): StrictQuery<RangeQuery>,
 ) -> Result<Json<CalendarBody>, ApiError> {
     let range = query.range()?;
@@ -37,11 +37,11 @@ pub async fn calendar(
     responses((status = 200, body = AvailabilityBody), (status = 404, body = Problem), (status = 422, body = Problem)))]
 pub async fn check(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    Id(id): Id,
     StrictQuery(query): StrictQuery<StayQuery>,
 ) -> Result<Json<AvailabilityBody>, ApiError> {
     let request = StayRequest {
-        stay: night_range(query.check_in, query.check_out, "check_out")?,
+        stay: night_range(query.check_in, query.check_out, ("check_in", "check_out"))?,
         units: units(query.units)?,
     };
     let now = state.clock.now();
@@ -83,21 +83,21 @@ pub async fn batch(
             ),
         ));
     }
-    if let Some(i) = req
-        .listing_ids
-        .iter()
-        .position(|id| id.is_empty() || id.len() > crate::dto::MAX_ID_LEN)
-    {
-        return Err(ApiError::invalid(
-            format!("listing_ids[{i}]"),
-            "must be 1 to 64 characters",
-        ));
-    }
     let request = StayRequest {
-        stay: night_range(req.check_in, req.check_out, "check_out")?,
+        stay: night_range(req.check_in, req.check_out, ("check_in", "check_out"))?,
         units: units(req.units)?,
     };
     let now = state.clock.now();
+    if let Some(i) = req
+        .listing_ids
+        .iter()
+        .position(|id| opaque_id("id", id).is_err())
+    {
+        return Err(ApiError::invalid(
+            format!("listing_ids[{i}]"),
+            "must be 1 to 64 letters, digits, '-', '_', '.' or ':'",
+        ));
+    }
     let snapshots = state
         .store
         .snapshots(&req.listing_ids, request.stay, now)

@@ -1,14 +1,14 @@
 //! Host blocks: close and reopen ranges of nights.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{Method, StatusCode};
 use axum::response::Response;
 use vacancy_store::Claim;
 
 use crate::dto::{AddBlock, BlockBody, BlocksBody, RangeQuery, RemovedBody, night_range, units};
 use crate::error::{ApiError, Problem};
-use crate::extract::{IdempotencyKey, StrictJson, StrictQuery};
+use crate::extract::{Id, IdempotencyKey, StrictJson, StrictQuery};
 use crate::idempotency;
 use crate::state::AppState;
 
@@ -23,12 +23,12 @@ const MAX_NOTE_CHARS: usize = 500;
         (status = 422, body = Problem)))]
 pub async fn add(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    Id(id): Id,
     IdempotencyKey(key): IdempotencyKey,
     body: StrictJson<AddBlock>,
 ) -> Result<Response, ApiError> {
     let req = &body.value;
-    let nights = night_range(req.start, req.end, "end")?;
+    let nights = night_range(req.start, req.end, ("start", "end"))?;
     let block_units = req.units.map(|u| units(Some(u))).transpose()?;
     if req
         .note
@@ -70,7 +70,7 @@ pub async fn add(
     responses((status = 200, body = BlocksBody), (status = 404, body = Problem), (status = 422, body = Problem)))]
 pub async fn list(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    Id(id): Id,
     StrictQuery(query): StrictQuery<RangeQuery>,
 ) -> Result<Json<BlocksBody>, ApiError> {
     let range = query.range()?;
@@ -90,7 +90,7 @@ pub async fn list(
     responses((status = 200, body = RemovedBody), (status = 404, body = Problem), (status = 422, body = Problem)))]
 pub async fn remove(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    Id(id): Id,
     StrictQuery(query): StrictQuery<RangeQuery>,
 ) -> Result<Json<RemovedBody>, ApiError> {
     let range = query.range()?;

@@ -1,7 +1,7 @@
 //! Listings: create, read, update rules.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{Method, StatusCode};
 use axum::response::Response;
 use vacancy_core::{ListingRules, RulesInput, Zone};
@@ -9,7 +9,7 @@ use vacancy_store::{NewListing, RulesPatch};
 
 use crate::dto::{CreateListing, ListingBody, UpdateListing, opaque_id};
 use crate::error::{ApiError, Problem};
-use crate::extract::{IdempotencyKey, StrictJson};
+use crate::extract::{Id, IdempotencyKey, StrictJson};
 use crate::idempotency;
 use crate::state::AppState;
 
@@ -66,7 +66,7 @@ pub async fn create(
     responses((status = 200, body = ListingBody), (status = 404, body = Problem)))]
 pub async fn read(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    Id(id): Id,
 ) -> Result<Json<ListingBody>, ApiError> {
     let listing = state
         .store
@@ -83,7 +83,7 @@ pub async fn read(
         (status = 422, body = Problem)))]
 pub async fn update(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    Id(id): Id,
     body: StrictJson<UpdateListing>,
 ) -> Result<Json<ListingBody>, ApiError> {
     let req = body.value;

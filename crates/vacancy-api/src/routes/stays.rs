@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{Method, StatusCode};
 use axum::response::Response;
 use jiff::SignedDuration;
@@ -12,7 +12,7 @@ use vacancy_store::{Claim, Kind, StayClaim};
 
 use crate::dto::{CreateBooking, PlaceHold, StayBody, night_range, opaque_id, units};
 use crate::error::{ApiError, Problem};
-use crate::extract::{IdempotencyKey, StrictJson};
+use crate::extract::{Id, IdempotencyKey, StrictJson};
 use crate::idempotency;
 use crate::state::AppState;
 
@@ -26,7 +26,7 @@ fn stay_claim(
     opaque_id("listing_id", listing_id)?;
     opaque_id("guest_id", guest_id)?;
     let request = StayRequest {
-        stay: night_range(check_in, check_out, "check_out")?,
+        stay: night_range(check_in, check_out, ("check_in", "check_out"))?,
         units: units(wanted)?,
     };
     Ok(StayClaim {
@@ -93,7 +93,7 @@ pub async fn place_hold(
     responses((status = 200, body = StayBody), (status = 404, body = Problem)))]
 pub async fn read_hold(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    Id(id): Id,
 ) -> Result<Json<StayBody>, ApiError> {
     read_claim(&state, &id, Kind::Hold, "hold").await
 }
@@ -105,7 +105,7 @@ pub async fn read_hold(
         (status = 409, body = Problem, description = "the hold expired, was released or is already confirmed")))]
 pub async fn confirm_hold(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    Id(id): Id,
     IdempotencyKey(key): IdempotencyKey,
 ) -> Result<Response, ApiError> {
     let now = state.clock.now();
@@ -129,7 +129,7 @@ pub async fn confirm_hold(
         (status = 409, body = Problem, description = "the hold was already confirmed")))]
 pub async fn release_hold(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    Id(id): Id,
 ) -> Result<Json<StayBody>, ApiError> {
     let now = state.clock.now();
     let hold = state.store.release_hold(&id, now).await?;
@@ -174,7 +174,7 @@ pub async fn book(
     responses((status = 200, body = StayBody), (status = 404, body = Problem)))]
 pub async fn read_booking(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    Id(id): Id,
 ) -> Result<Json<StayBody>, ApiError> {
     read_claim(&state, &id, Kind::Booking, "booking").await
 }
@@ -184,7 +184,7 @@ pub async fn read_booking(
     responses((status = 200, body = StayBody), (status = 404, body = Problem)))]
 pub async fn cancel_booking(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    Id(id): Id,
 ) -> Result<Json<StayBody>, ApiError> {
     let now = state.clock.now();
     let booking = state.store.cancel_booking(&id, now).await?;
