@@ -114,9 +114,9 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
 
-    /// Worker threads of the load generator's runtime.
-    #[arg(long, default_value_t = 1)]
-    pub client_threads: usize,
+    /// Worker threads of the load generator's runtime [default: the machine's cores].
+    #[arg(long)]
+    pub client_threads: Option<usize>,
 
     /// Worker threads of the in-process service's runtime [default: the machine's cores].
     #[arg(long)]
@@ -177,7 +177,22 @@ impl BackendChoice {
     }
 }
 
+/// The cores this process may use.
+pub fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
 impl BenchArgs {
+    /// Worker threads of the load generator's runtime.
+    pub fn client_threads(&self) -> usize {
+        self.client_threads.unwrap_or_else(cores).max(1)
+    }
+
+    /// Worker threads of the in-process service's runtime.
+    pub fn server_threads(&self) -> usize {
+        self.server_threads.unwrap_or_else(cores).max(1)
+    }
+
     /// The scenarios to run, each once, in the canonical order.
     pub fn scenarios(&self) -> Vec<Scenario> {
         let mut chosen: Vec<Scenario> = if self.scenario.contains(&ScenarioChoice::All) {
@@ -218,8 +233,8 @@ impl BenchArgs {
             );
         }
         anyhow::ensure!(
-            self.client_threads >= 1,
-            "--client-threads must be at least 1"
+            self.client_threads != Some(0) && self.server_threads != Some(0),
+            "--client-threads and --server-threads must be at least 1"
         );
         Ok(())
     }

@@ -12,7 +12,8 @@
 //! - [`engine`]: the load engine (paces, slots, tallies) over [`http`] connections;
 //! - [`scenarios`]: what each scenario sends; [`zipf`]: the popularity skew;
 //! - [`dataset`]: the data and how it is loaded; [`service`]: the in-process service;
-//! - [`prometheus`]: counters scraped from `/metrics`; [`audit`]: the overbooking check.
+//! - [`prometheus`]: counters scraped from `/metrics`; [`cpu`]: where the CPU went;
+//!   [`audit`]: the overbooking check.
 //!
 //! The harness never changes the service: it is a client of the HTTP API, and touches the
 //! database only through `vacancy_store` (loading, auditing) and to drop its own throwaway
@@ -20,6 +21,7 @@
 
 pub mod audit;
 pub mod cli;
+pub mod cpu;
 pub mod dataset;
 pub mod engine;
 pub mod http;

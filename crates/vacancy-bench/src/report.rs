@@ -9,6 +9,7 @@ use std::fmt::Write as _;
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
+use crate::cpu::CpuUsage;
 use crate::dataset::LoadReport;
 use crate::engine::{Pace, PhaseOutcome};
 use crate::prometheus::{CounterDelta, totals_by_name};
@@ -42,6 +43,8 @@ pub struct Machine {
     pub build_profile: &'static str,
     /// `git describe --always --dirty` of the working tree, when available.
     pub git_revision: Option<String>,
+    /// 1, 5 and 15 minute load averages when the run started (Linux).
+    pub load_average: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -139,6 +142,8 @@ pub struct PhaseReport {
     pub warmup_requests: u64,
     /// The service's counters that moved during the phase (warm-up included).
     pub counters: Vec<CounterDelta>,
+    /// CPU used during the phase (warm-up included), when the platform tells.
+    pub cpu: Option<CpuUsage>,
     /// `[percentile, latency ms]` points of the latency curve.
     pub curve: Vec<[f64; 2]>,
 }
@@ -181,6 +186,7 @@ impl PhaseReport {
             send_lag: tally.send_lag.as_ref().map(Percentiles::of),
             warmup_requests: tally.warmup_requests,
             counters,
+            cpu: None,
             curve: crate::svg::percentile_curve(&all),
         }
     }
@@ -283,7 +289,7 @@ impl BenchReport {
         let _ = writeln!(md, "- command: `{}`", self.command);
         let _ = writeln!(
             md,
-            "- machine: {} cores{}{}, {}; {} build{}",
+            "- machine: {} cores{}{}, {}; {} build{}{}",
             m.cores,
             m.cpu_model
                 .as_deref()
@@ -297,6 +303,10 @@ impl BenchReport {
             m.git_revision
                 .as_deref()
                 .map(|r| format!(", revision {r}"))
+                .unwrap_or_default(),
+            m.load_average
+                .as_deref()
+                .map(|l| format!("; load average at start {l}"))
                 .unwrap_or_default(),
         );
         let t = &self.target;
@@ -404,9 +414,12 @@ impl BenchReport {
         }
         let _ = writeln!(
             md,
-            "\nService counters (delta over each phase, warm-up included):\n"
+            "\nCPU (in cores) and service counters (deltas), over each phase with its warm-up:\n"
         );
-        md.push_str("| scenario | mode | counters |\n|---|---|---|\n");
+        md.push_str(
+            "| scenario | mode | CPU: this process | CPU: other processes | counters |\n\
+             |---|---|--:|--:|---|\n",
+        );
         for scenario in &self.scenarios {
             for p in &scenario.phases {
                 let totals = totals_by_name(&p.counters);
@@ -419,7 +432,18 @@ impl BenchReport {
                         .collect::<Vec<_>>()
                         .join(", ")
                 };
-                let _ = writeln!(md, "| {} | {} | {cell} |", scenario.name, p.mode_label());
+                let (mine, others) = p.cpu.map_or(("-".to_owned(), "-".to_owned()), |c| {
+                    (
+                        format!("{:.2}", c.this_process_cores),
+                        format!("{:.2}", c.other_cores),
+                    )
+                });
+                let _ = writeln!(
+                    md,
+                    "| {} | {} | {mine} | {others} | {cell} |",
+                    scenario.name,
+                    p.mode_label()
+                );
             }
         }
         md

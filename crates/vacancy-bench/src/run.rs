@@ -10,6 +10,7 @@ use vacancy_store::{Store, StoreOptions};
 
 use crate::audit::audit_overbookings;
 use crate::cli::BenchArgs;
+use crate::cpu::{CpuSample, CpuUsage};
 use crate::dataset::{self, Dataset, DatasetSpec, LoadReport, Sink};
 use crate::engine::{Pace, PhaseSpec, Workload, run_phase};
 use crate::http::{Planned, Reconnecting, Target};
@@ -31,7 +32,7 @@ pub async fn run(args: &BenchArgs, command: String) -> anyhow::Result<BenchRepor
         "vacancy-bench: {} cores, {} build; reproduce with: {command}",
         machine.cores, machine.build_profile
     );
-    let server_threads = args.server_threads.unwrap_or(machine.cores).max(1);
+    let server_threads = args.server_threads();
     let mut service = None;
     let (target, store, target_info) = match &args.url {
         Some(url) => {
@@ -296,20 +297,30 @@ async fn measured_phase(
         spec.duration
     );
     let before = scrape(target, filter).await;
+    let cpu_before = CpuSample::now();
     let outcome = run_phase(target, workload.clone(), &spec).await?;
+    let cpu_after = CpuSample::now();
     let after = scrape(target, filter).await;
     let counters = match (before, after) {
         (Some(before), Some(after)) => after.deltas_since(&before),
         _ => Vec::new(),
     };
-    let report = PhaseReport::new(scenario, &outcome, counters);
+    let mut report = PhaseReport::new(scenario, &outcome, counters);
+    report.cpu = match (cpu_before, cpu_after) {
+        (Some(a), Some(b)) => CpuUsage::between(&a, &b, crate::cli::cores()),
+        _ => None,
+    };
     eprintln!(
-        "  {:.0} req/s, p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms, {} errors",
+        "  {:.0} req/s, p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms, {} errors{}",
         report.throughput_rps,
         report.latency.p50_ms,
         report.latency.p99_ms,
         report.latency.max_ms,
-        report.errors
+        report.errors,
+        report.cpu.map_or(String::new(), |c| format!(
+            "; CPU {:.2} cores here, {:.2} elsewhere",
+            c.this_process_cores, c.other_cores
+        ))
     );
     Ok(report)
 }
@@ -394,7 +405,7 @@ fn settings(args: &BenchArgs) -> Settings {
         zipf_exponent: args.zipf_exponent,
         batch_size: args.batch_size,
         calendar_days: args.calendar_days,
-        client_threads: args.client_threads,
+        client_threads: args.client_threads(),
         seed: args.seed,
         counters: args.counters.clone(),
     }
@@ -402,7 +413,7 @@ fn settings(args: &BenchArgs) -> Settings {
 
 /// What this machine is, as far as it can be told cheaply.
 pub fn machine() -> Machine {
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let cores = crate::cli::cores();
     let cpu_model = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
         .and_then(|info| {
@@ -430,8 +441,12 @@ pub fn machine() -> Machine {
         .filter(|o| o.status.success())
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
         .filter(|r| !r.is_empty());
+    let load_average = std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "));
     Machine {
         cores,
+        load_average,
         cpu_model,
         memory_gib,
         os: format!(

@@ -14,7 +14,7 @@ pub fn percentile_curve(h: &Histogram<u64>) -> Vec<[f64; 2]> {
     }
     // x = log10(1 / (1 - q)); with n samples, q beyond 1 - 1/n is just the maximum.
     let max_x = (h.len() as f64).log10().clamp(0.0, 6.0);
-    let steps = (max_x * 40.0).ceil().max(1.0) as usize;
+    let steps = (max_x * 20.0).ceil().max(1.0) as usize;
     let mut points: Vec<[f64; 2]> = (0..=steps)
         .map(|i| {
             let x = max_x * i as f64 / steps as f64;
