@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use vacancy_api::{ApiConfig, Application, ServeConfig, SystemClock, TaskConfig};
+use vacancy_cache::CacheConfig;
+use vacancy_events::BusConfig;
 use vacancy_store::{Store, StoreOptions};
 
 /// Real-time availability and booking for marketplaces that sell nights.
@@ -78,6 +80,19 @@ struct ServeArgs {
     /// Longest wait for in-flight requests after SIGTERM or Ctrl-C, in seconds.
     #[arg(long, env = "VACANCY_DRAIN_TIMEOUT_SECS", default_value_t = 30)]
     drain_timeout_secs: u64,
+    /// NATS server for the event stream (JetStream), e.g. `nats://127.0.0.1:4222`. Without it,
+    /// events go to an in-process bus: fine for one replica, not for several.
+    #[arg(long, env = "VACANCY_NATS_URL")]
+    nats_url: Option<String>,
+    /// Most memory the in-process calendar cache (L1) may use, in MiB.
+    #[arg(long, env = "VACANCY_CACHE_MAX_MIB", default_value_t = 512)]
+    cache_max_mib: u64,
+    /// Longest a calendar stays in L1, in seconds (±10 % jitter).
+    #[arg(long, env = "VACANCY_CACHE_TTL_SECS", default_value_t = 300)]
+    cache_ttl_secs: u64,
+    /// Age after which a cached calendar is refreshed in the background while still served.
+    #[arg(long, env = "VACANCY_CACHE_FRESH_SECS", default_value_t = 30)]
+    cache_fresh_secs: u64,
 }
 
 #[derive(Debug, Args)]
@@ -119,19 +134,25 @@ impl Cli {
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    let config = ServeConfig {
-        listen: args.listen,
-        store: args.database.options(),
-        api: ApiConfig {
-            default_hold_ttl: Duration::from_secs(args.default_hold_ttl_secs),
-            ..ApiConfig::default()
-        },
-        tasks: TaskConfig {
-            sweep_interval: Duration::from_millis(args.sweep_interval_ms.max(10)),
-            ..TaskConfig::default()
-        },
-        drain_timeout: Duration::from_secs(args.drain_timeout_secs),
+    let mut config = ServeConfig::new(args.listen, args.database.options());
+    config.api = ApiConfig {
+        default_hold_ttl: Duration::from_secs(args.default_hold_ttl_secs),
+        ..ApiConfig::default()
     };
+    config.tasks = TaskConfig {
+        sweep_interval: Duration::from_millis(args.sweep_interval_ms.max(10)),
+        ..TaskConfig::default()
+    };
+    config.drain_timeout = Duration::from_secs(args.drain_timeout_secs);
+    config.cache = CacheConfig {
+        max_bytes: args.cache_max_mib * 1024 * 1024,
+        ttl: Duration::from_secs(args.cache_ttl_secs.max(1)),
+        fresh_for: Duration::from_secs(args.cache_fresh_secs.max(1)),
+        ..CacheConfig::default()
+    };
+    if let Some(url) = args.nats_url {
+        config.bus = BusConfig::nats(url);
+    }
     let app = Application::build(config, Arc::new(SystemClock)).await?;
     tracing::info!(address = %app.local_addr()?, backend = ?app.state().store.backend(), "listening");
     app.run_until(shutdown_signal()).await
