@@ -114,6 +114,7 @@ struct Counters {
     l2_hits: AtomicU64,
     l2_misses: AtomicU64,
     db_loads: AtomicU64,
+    refreshes: AtomicU64,
 }
 
 /// A snapshot of a read path's counters.
@@ -125,6 +126,8 @@ pub struct CacheStats {
     pub l2_misses: u64,
     /// Listings loaded from the database to fill the cache (not counting bypassing reads).
     pub db_loads: u64,
+    /// Listings reloaded in the background (stale-while-revalidate, events, hot listings).
+    pub refreshes: u64,
 }
 
 /// A load that found nothing or failed; shared by coalesced waiters.
@@ -207,6 +210,7 @@ impl ReadPath {
             l2_hits: c.l2_hits.load(Relaxed),
             l2_misses: c.l2_misses.load(Relaxed),
             db_loads: c.db_loads.load(Relaxed),
+            refreshes: c.refreshes.load(Relaxed),
         }
     }
 
@@ -331,10 +335,6 @@ impl ReadPath {
             .stats
             .l1_misses
             .fetch_add(missing.len() as u64, Relaxed);
-        inner
-            .stats
-            .l1_misses
-            .fetch_add(missing.len() as u64, Relaxed);
         metrics::counter!("vacancy_cache_lookups_total", "layer" => "l1", "result" => "hit")
             .increment(hits);
         metrics::counter!("vacancy_cache_lookups_total", "layer" => "l1", "result" => "miss")
@@ -418,6 +418,10 @@ impl ReadPath {
                 .await
             {
                 Ok(snapshots) => {
+                    self.inner
+                        .stats
+                        .refreshes
+                        .fetch_add(snapshots.len() as u64, Relaxed);
                     metrics::counter!("vacancy_cache_hot_refreshes_total")
                         .increment(snapshots.len() as u64);
                     for snapshot in snapshots {
@@ -529,10 +533,6 @@ impl ReadPath {
             .stats
             .db_loads
             .fetch_add(remaining.len() as u64, Relaxed);
-        self.inner
-            .stats
-            .db_loads
-            .fetch_add(remaining.len() as u64, Relaxed);
         metrics::counter!("vacancy_cache_db_loads_total").increment(remaining.len() as u64);
         for snapshot in self.inner.store.snapshots(&remaining, horizon, now).await? {
             let entry = Arc::new(Entry::new(snapshot));
@@ -577,6 +577,7 @@ impl ReadPath {
             let now = Timestamp::now();
             match this.inner.store.snapshot(&id, this.horizon(now), now).await {
                 Ok(Some(snapshot)) => {
+                    this.inner.stats.refreshes.fetch_add(1, Relaxed);
                     metrics::counter!("vacancy_cache_refreshes_total").increment(1);
                     let entry = Arc::new(Entry::new(snapshot));
                     this.write_l2(&entry);
