@@ -5,8 +5,10 @@ mod helpers;
 
 mod batch;
 mod blocks;
+mod freshness;
 mod idempotency;
 mod listings;
+mod nats;
 mod ops;
 mod races;
 mod rules;
