@@ -33,6 +33,7 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use vacancy_cache::{CacheConfig, ReadPath};
 use vacancy_events::relay::RelayConfig;
 use vacancy_events::{Bus, BusConfig};
+use vacancy_l2::{L2, L2Config};
 use vacancy_store::{CommitHook, Store, StoreOptions};
 
 pub use clock::{Clock, ManualClock, SystemClock};
@@ -57,6 +58,8 @@ pub struct ServeConfig {
     pub bus: BusConfig,
     /// The outbox relay.
     pub relay: RelayConfig,
+    /// The shared L2 cache (Redis), if any.
+    pub l2: Option<L2Config>,
 }
 
 impl ServeConfig {
@@ -71,6 +74,7 @@ impl ServeConfig {
             cache: CacheConfig::default(),
             bus: BusConfig::Local,
             relay: RelayConfig::default(),
+            l2: None,
         }
     }
 }
@@ -124,7 +128,13 @@ impl Application {
         store.migrate().await?;
         let listener = tokio::net::TcpListener::bind(config.listen).await?;
         let bus = Bus::connect(&config.bus).await?;
-        let reads = ReadPath::new(store.clone(), None, config.cache.clone());
+        let l2 = match &config.l2 {
+            Some(l2) => {
+                Some(Arc::new(L2::connect(l2.clone()).await?) as Arc<dyn vacancy_cache::SharedCache>)
+            }
+            None => None,
+        };
+        let reads = ReadPath::new(store.clone(), l2, config.cache.clone());
         let events_wake = Arc::new(tokio::sync::Notify::new());
         // Every local commit tells the read path at once (so this replica never serves an older
         // copy after it) and wakes the relay (so the event leaves without waiting for a poll).

@@ -19,8 +19,8 @@ async fn two_replicas(backend: Backend, bus: vacancy_events::BusConfig) -> (Test
         .await
         .expect("database");
     let clock = Arc::new(vacancy_api::ManualClock::new(START.parse().expect("start")));
-    let a = spawn_with(&url, clock.clone(), bus.clone()).await;
-    let b = spawn_with(&url, clock, bus).await;
+    let a = spawn_with(&url, clock.clone(), bus.clone(), None).await;
+    let b = spawn_with(&url, clock, bus, None).await;
     (a, b)
 }
 

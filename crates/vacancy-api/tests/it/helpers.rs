@@ -43,11 +43,16 @@ pub async fn spawn(backend: Backend) -> TestApp {
 
 /// Starts one more replica of the service on an existing database, sharing `clock`.
 pub async fn spawn_on(database_url: &str, clock: Arc<ManualClock>) -> TestApp {
-    spawn_with(database_url, clock, BusConfig::Local).await
+    spawn_with(database_url, clock, BusConfig::Local, None).await
 }
 
 /// Starts a replica on an existing database with the given event bus.
-pub async fn spawn_with(database_url: &str, clock: Arc<ManualClock>, bus: BusConfig) -> TestApp {
+pub async fn spawn_with(
+    database_url: &str,
+    clock: Arc<ManualClock>,
+    bus: BusConfig,
+    l2: Option<vacancy_l2::L2Config>,
+) -> TestApp {
     let mut store_options = StoreOptions::new(database_url);
     store_options.max_connections = 8;
     let mut config = ServeConfig::new(
@@ -60,6 +65,7 @@ pub async fn spawn_with(database_url: &str, clock: Arc<ManualClock>, bus: BusCon
     };
     config.drain_timeout = Duration::from_secs(5);
     config.bus = bus;
+    config.l2 = l2;
     let app = Application::build(config, clock.clone())
         .await
         .expect("service starts");

@@ -11,6 +11,7 @@ mod listings;
 mod nats;
 mod ops;
 mod races;
+mod redis;
 mod rules;
 mod stays;
 mod validation;
