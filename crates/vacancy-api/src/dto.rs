@@ -131,6 +131,9 @@ pub struct RangeQuery {
     #[serde(deserialize_with = "civil_date")]
     #[param(value_type = String, format = Date)]
     pub end: Date,
+    /// Calendar reads only: answer from a listing version at least this new (read-your-writes:
+    /// pass the `listing_version` a write returned).
+    pub min_version: Option<i64>,
 }
 
 impl RangeQuery {
@@ -151,6 +154,8 @@ pub struct StayQuery {
     pub check_out: Date,
     /// Units wanted (default 1).
     pub units: Option<u32>,
+    /// Answer from a listing version at least this new (read-your-writes).
+    pub min_version: Option<i64>,
 }
 
 /// Validates a pair of dates as a range of nights; `fields` names the start and end fields, so
@@ -365,6 +370,10 @@ pub struct StayBody {
     pub created_at: Timestamp,
     #[schema(value_type = String, format = DateTime)]
     pub updated_at: Timestamp,
+    /// In answers to writes: the listing version the write produced (use it as `min_version`
+    /// to read your own write).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listing_version: Option<i64>,
 }
 
 impl StayBody {
@@ -383,6 +392,7 @@ impl StayBody {
             hold_id: c.hold_id.clone(),
             created_at: c.created_at,
             updated_at: c.updated_at,
+            listing_version: c.listing_version,
         }
     }
 }
@@ -401,6 +411,9 @@ pub struct BlockBody {
     pub note: Option<String>,
     #[schema(value_type = String, format = DateTime)]
     pub created_at: Timestamp,
+    /// In answers to writes: the listing version the write produced.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listing_version: Option<i64>,
 }
 
 impl From<&Claim> for BlockBody {
@@ -413,6 +426,7 @@ impl From<&Claim> for BlockBody {
             units: c.units,
             note: c.note.clone(),
             created_at: c.created_at,
+            listing_version: c.listing_version,
         }
     }
 }

@@ -30,7 +30,11 @@ use axum::http::HeaderName;
 use tokio_util::sync::CancellationToken;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
-use vacancy_store::{Store, StoreOptions};
+use vacancy_cache::{CacheConfig, ReadPath};
+use vacancy_events::relay::RelayConfig;
+use vacancy_events::{Bus, BusConfig};
+use vacancy_l2::{L2, L2Config};
+use vacancy_store::{CommitHook, Store, StoreOptions};
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use state::{ApiConfig, AppState};
@@ -48,6 +52,31 @@ pub struct ServeConfig {
     pub tasks: TaskConfig,
     /// Longest wait for in-flight requests after a shutdown signal.
     pub drain_timeout: Duration,
+    /// The read path's caches.
+    pub cache: CacheConfig,
+    /// Where committed changes are published.
+    pub bus: BusConfig,
+    /// The outbox relay.
+    pub relay: RelayConfig,
+    /// The shared L2 cache (Redis), if any.
+    pub l2: Option<L2Config>,
+}
+
+impl ServeConfig {
+    /// Defaults for everything but where to listen and which database to use.
+    pub fn new(listen: SocketAddr, store: StoreOptions) -> Self {
+        Self {
+            listen,
+            store,
+            api: ApiConfig::default(),
+            tasks: TaskConfig::default(),
+            drain_timeout: Duration::from_secs(30),
+            cache: CacheConfig::default(),
+            bus: BusConfig::Local,
+            relay: RelayConfig::default(),
+            l2: None,
+        }
+    }
 }
 
 /// Background task settings.
@@ -88,6 +117,7 @@ pub fn app(state: AppState) -> Router {
 pub struct Application {
     listener: tokio::net::TcpListener,
     state: AppState,
+    bus: Bus,
     config: ServeConfig,
 }
 
@@ -97,8 +127,29 @@ impl Application {
         let store = Store::connect(&config.store).await?;
         store.migrate().await?;
         let listener = tokio::net::TcpListener::bind(config.listen).await?;
+        let bus = Bus::connect(&config.bus).await?;
+        let l2 = match &config.l2 {
+            Some(l2) => {
+                Some(Arc::new(L2::connect(l2.clone()).await?) as Arc<dyn vacancy_cache::SharedCache>)
+            }
+            None => None,
+        };
+        let reads = ReadPath::new(store.clone(), l2, config.cache.clone());
+        let events_wake = Arc::new(tokio::sync::Notify::new());
+        // Every local commit tells the read path at once (so this replica never serves an older
+        // copy after it) and wakes the relay (so the event leaves without waiting for a poll).
+        let hook = {
+            let (reads, wake) = (reads.clone(), events_wake.clone());
+            CommitHook(Arc::new(move |event: &vacancy_store::Event| {
+                reads.note(&event.listing_id, event.version);
+                wake.notify_one();
+            }))
+        };
+        let store = store.with_commit_hook(hook);
         let state = AppState {
             store,
+            reads,
+            events_wake,
             clock,
             metrics: observe::prometheus(),
             config: Arc::new(config.api.clone()),
@@ -106,6 +157,7 @@ impl Application {
         Ok(Self {
             listener,
             state,
+            bus,
             config,
         })
     }
@@ -126,7 +178,12 @@ impl Application {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let token = CancellationToken::new();
-        let tasks = tasks::spawn(self.state.clone(), self.config.tasks.clone(), token.clone());
+        let tasks = tasks::spawn(
+            self.state.clone(),
+            self.bus.clone(),
+            &self.config,
+            token.clone(),
+        );
         let serve_token = token.clone();
         let server = axum::serve(self.listener, app(self.state.clone()))
             .with_graceful_shutdown(async move { serve_token.cancelled().await });

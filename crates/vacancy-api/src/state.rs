@@ -4,6 +4,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use metrics_exporter_prometheus::PrometheusHandle;
+use tokio::sync::Notify;
+use vacancy_cache::ReadPath;
 use vacancy_store::Store;
 
 use crate::clock::Clock;
@@ -36,6 +38,10 @@ impl Default for ApiConfig {
 #[derive(Clone)]
 pub struct AppState {
     pub store: Store,
+    /// Reads of listings and calendars: L1, L2, then the store.
+    pub reads: ReadPath,
+    /// Wakes the outbox relay after a local commit, so the event leaves at once.
+    pub events_wake: Arc<Notify>,
     pub clock: Arc<dyn Clock>,
     pub metrics: PrometheusHandle,
     pub config: Arc<ApiConfig>,

@@ -1,6 +1,7 @@
 //! Background work every replica runs: releasing expired holds (reads already ignore them;
-//! this frees the ledger and announces the change) and purging old idempotency records.
-//! Both stop when the shutdown token is cancelled.
+//! this frees the ledger and announces the change), purging old idempotency records, relaying
+//! the outbox (only the lease holder publishes), consuming events into the caches, and keeping
+//! the hottest listings fresh. All stop when the shutdown token is cancelled.
 
 use std::time::Duration;
 
@@ -8,15 +9,22 @@ use jiff::SignedDuration;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::TaskConfig;
 use crate::state::AppState;
+use crate::{ServeConfig, TaskConfig};
+use vacancy_events::{Bus, Delivery};
 
 /// Most listings one sweep touches, so one sweep never holds the database for long.
 const SWEEP_BATCH: u32 = 500;
 /// How often old idempotency records are purged.
 const PURGE_INTERVAL: Duration = Duration::from_secs(10 * 60);
 
-pub(crate) fn spawn(state: AppState, config: TaskConfig, token: CancellationToken) -> TaskTracker {
+pub(crate) fn spawn(
+    state: AppState,
+    bus: Bus,
+    serve: &ServeConfig,
+    token: CancellationToken,
+) -> TaskTracker {
+    let config: &TaskConfig = &serve.tasks;
     let tracker = TaskTracker::new();
     tracker.spawn(sweep_holds(
         state.clone(),
@@ -24,10 +32,37 @@ pub(crate) fn spawn(state: AppState, config: TaskConfig, token: CancellationToke
         token.clone(),
     ));
     tracker.spawn(purge_idempotency(
-        state,
+        state.clone(),
         config.idempotency_retention,
-        token,
+        token.clone(),
     ));
+    tracker.spawn(vacancy_events::relay::run(
+        state.store.clone(),
+        bus.clone(),
+        serve.relay.clone(),
+        state.events_wake.clone(),
+        token.clone(),
+    ));
+    let reads = state.reads.clone();
+    tracker.spawn(vacancy_events::consume::run(
+        bus,
+        token.clone(),
+        move |delivery| {
+            let reads = reads.clone();
+            async move {
+                match delivery {
+                    Delivery::Event(event) => reads.apply(&event.listing_id, event.version).await,
+                    Delivery::Gap => {
+                        tracing::warn!("missed events; dropping every cached calendar");
+                        reads.invalidate_all();
+                    }
+                }
+            }
+        },
+    ));
+    let reads = state.reads.clone();
+    let stop = token.clone();
+    tracker.spawn(async move { reads.keep_hot(stop.cancelled()).await });
     tracker.close();
     tracker
 }

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use sqlx::{Connection, Executor};
 use tokio::sync::oneshot;
-use vacancy_api::{ApiConfig, Application, ServeConfig, SystemClock, TaskConfig};
+use vacancy_api::{Application, ServeConfig, SystemClock};
 use vacancy_store::{Backend, StoreOptions};
 
 /// How the in-process service runs.
@@ -43,13 +43,8 @@ impl InProcessService {
         let database_url = vacancy_store::testing::fresh_database_url(options.backend).await?;
         let mut store = StoreOptions::new(database_url.clone());
         store.max_connections = options.db_max_connections;
-        let config = ServeConfig {
-            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
-            store,
-            api: ApiConfig::default(),
-            tasks: TaskConfig::default(),
-            drain_timeout: Duration::from_secs(5),
-        };
+        let mut config = ServeConfig::new(SocketAddr::from(([127, 0, 0, 1], 0)), store);
+        config.drain_timeout = Duration::from_secs(5);
         let (bound_tx, bound_rx) = oneshot::channel::<anyhow::Result<SocketAddr>>();
         let (shutdown_tx, shutdown_rx) = oneshot::channel::<()>();
         let threads = options.threads.max(1);

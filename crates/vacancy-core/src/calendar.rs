@@ -5,12 +5,13 @@
 //! range, judged at one instant: holds that have expired by then count for nothing.
 
 use jiff::Timestamp;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::{Night, NightRange, day_number};
 
 /// What kind of claim holds some units on some nights.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
 pub enum ClaimKind {
     /// A temporary claim during checkout; it frees its nights at `expires_at`.
     Hold { expires_at: Timestamp },
@@ -21,7 +22,7 @@ pub enum ClaimKind {
 }
 
 /// One claim on `units` units for each night of `nights`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ClaimSpan {
     pub nights: NightRange,
     pub units: u16,
@@ -54,7 +55,8 @@ enum Usage {
 }
 
 /// Units used on each night of a range, for a listing with `units` units.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(into = "CalendarRecord", try_from = "CalendarRecord")]
 pub struct Calendar {
     range: NightRange,
     units: u16,
@@ -194,6 +196,33 @@ impl Calendar {
         }
     }
 
+    /// The same calendar restricted to `range`, or `None` when it does not cover all of it.
+    pub fn slice(&self, range: &NightRange) -> Option<Calendar> {
+        if !self.range.covers(range) {
+            return None;
+        }
+        let from = self.index(range.start());
+        let len = range.len() as usize;
+        let usage = match &self.usage {
+            Usage::Single(_) => {
+                let mut bits = vec![0u64; len.div_ceil(64)];
+                for i in 0..len {
+                    if self.remaining_at(from + i) == 0 {
+                        bits[i / 64] |= 1 << (i % 64);
+                    }
+                }
+                Usage::Single(bits)
+            }
+            Usage::Multi(used) => Usage::Multi(used[from..from + len].to_vec()),
+        };
+        Some(Calendar {
+            range: *range,
+            units: self.units,
+            usage,
+            valid_until: self.valid_until,
+        })
+    }
+
     /// Switches a one-unit bitmap to per-night counts.
     fn promote(&mut self) {
         if let Usage::Single(_) = self.usage {
@@ -213,6 +242,55 @@ impl Calendar {
             Usage::Single(bits) => u16::from(bits[i / 64] & (1 << (i % 64)) == 0),
             Usage::Multi(used) => self.units.saturating_sub(used[i]),
         }
+    }
+}
+
+/// The serialized form of a [`Calendar`], checked on the way back in.
+#[derive(Serialize, Deserialize)]
+struct CalendarRecord {
+    range: NightRange,
+    units: u16,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    bits: Option<Vec<u64>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    used: Option<Vec<u16>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    valid_until: Option<Timestamp>,
+}
+
+impl From<Calendar> for CalendarRecord {
+    fn from(c: Calendar) -> Self {
+        let (bits, used) = match c.usage {
+            Usage::Single(bits) => (Some(bits), None),
+            Usage::Multi(used) => (None, Some(used)),
+        };
+        Self {
+            range: c.range,
+            units: c.units,
+            bits,
+            used,
+            valid_until: c.valid_until,
+        }
+    }
+}
+
+impl TryFrom<CalendarRecord> for Calendar {
+    type Error = String;
+    fn try_from(r: CalendarRecord) -> Result<Self, String> {
+        let len = r.range.len() as usize;
+        let usage = match (r.bits, r.used) {
+            (Some(bits), None) if r.units == 1 && bits.len() == len.div_ceil(64) => {
+                Usage::Single(bits)
+            }
+            (None, Some(used)) if used.len() == len => Usage::Multi(used),
+            _ => return Err("calendar usage does not match its range and units".into()),
+        };
+        Ok(Calendar {
+            range: r.range,
+            units: r.units,
+            usage,
+            valid_until: r.valid_until,
+        })
     }
 }
 
@@ -303,6 +381,54 @@ mod tests {
     fn a_single_unit_calendar_of_eighteen_months_fits_in_eighty_bytes() {
         let cal = Calendar::empty(range("2025-01-01", "2026-07-01"), 1);
         assert!(cal.heap_bytes() <= 80, "{} bytes", cal.heap_bytes());
+    }
+
+    #[test]
+    fn a_slice_keeps_the_nights_it_covers() {
+        for units in [1, 3] {
+            let mut cal = Calendar::empty(range("2025-01-01", "2025-03-01"), units);
+            cal.add(&range("2025-01-10", "2025-01-12"), 1);
+            let part = cal
+                .slice(&range("2025-01-09", "2025-01-13"))
+                .expect("covered");
+            let left: Vec<u16> = part.nights().map(|n| n.remaining).collect();
+            assert_eq!(left, vec![units, units - 1, units - 1, units]);
+            assert!(cal.slice(&range("2024-12-31", "2025-01-02")).is_none());
+        }
+    }
+
+    #[test]
+    fn a_calendar_survives_serialization_and_refuses_bad_shapes() {
+        let mut cal = Calendar::empty(range("2025-01-01", "2025-03-01"), 1);
+        cal.add(&range("2025-01-10", "2025-01-12"), 1);
+        let json = serde_json_like(&cal);
+        assert!(json.contains("bits"));
+        let mut multi = Calendar::empty(range("2025-01-01", "2025-01-03"), 2);
+        multi.add(&range("2025-01-01", "2025-01-02"), 1);
+        let back: Result<Calendar, _> = CalendarRecord::from(multi.clone()).try_into();
+        assert_eq!(back, Ok(multi));
+        let bad = CalendarRecord {
+            range: range("2025-01-01", "2025-01-03"),
+            units: 2,
+            bits: None,
+            used: Some(vec![0]),
+            valid_until: None,
+        };
+        assert!(Calendar::try_from(bad).is_err());
+    }
+
+    /// Serializes through the record form without pulling a JSON crate into the core.
+    fn serde_json_like(cal: &Calendar) -> String {
+        let record = CalendarRecord::from(cal.clone());
+        format!(
+            "{}{}",
+            if record.bits.is_some() {
+                "bits"
+            } else {
+                "used"
+            },
+            record.units
+        )
     }
 
     fn arb_claims(units: u16) -> impl Strategy<Value = Vec<(i32, i32, u16)>> {

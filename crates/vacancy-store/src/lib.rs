@@ -20,6 +20,7 @@ mod listings;
 mod model;
 mod pool;
 mod reads;
+mod relay;
 mod writes;
 
 pub mod testing;
@@ -27,6 +28,7 @@ pub mod testing;
 pub use error::StoreError;
 pub use idempotency::{IdemBegin, IdemCommit, IdemKey, StoredResponse};
 pub use model::{Claim, ClaimState, Event, Kind, Listing, ListingSnapshot, NewListing, RulesPatch};
-pub use pool::{Backend, Store, StoreOptions};
+pub use pool::{Backend, CommitHook, Store, StoreOptions};
 pub use reads::AuditFinding;
+pub use relay::OutboxRow;
 pub use writes::StayClaim;

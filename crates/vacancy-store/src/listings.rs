@@ -76,6 +76,7 @@ pub(crate) fn claim_from_row(row: &AnyRow) -> Result<Claim, StoreError> {
         note: row.try_get("note")?,
         created_at: instant(int(row, "created_at")?)?,
         updated_at: instant(int(row, "updated_at")?)?,
+        listing_version: None,
     })
 }
 
@@ -138,6 +139,7 @@ impl Store {
         crate::writes::append_event(&mut tx, &event).await?;
         crate::idempotency::commit_in_tx(&mut tx, idem, &listing).await?;
         tx.commit().await?;
+        self.committed(&event);
         Ok(listing)
     }
 

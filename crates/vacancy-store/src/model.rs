@@ -46,6 +46,9 @@ pub struct RulesPatch {
 pub struct ListingSnapshot {
     pub listing: Listing,
     pub calendar: Calendar,
+    /// The live holds counted in `calendar`, so a cached copy can stop counting each one when
+    /// it expires.
+    pub holds: Vec<ClaimSpan>,
 }
 
 /// What a claim is.
@@ -144,6 +147,9 @@ pub struct Claim {
     pub note: Option<String>,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
+    /// On a claim a write just returned: the listing version that write produced, so the client
+    /// can read its own write (`min_version`). `None` on claims read back later.
+    pub listing_version: Option<i64>,
 }
 
 impl Claim {

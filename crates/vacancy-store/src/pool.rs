@@ -44,6 +44,18 @@ impl StoreOptions {
 pub struct Store {
     pub(crate) pool: AnyPool,
     pub(crate) backend: Backend,
+    pub(crate) on_commit: Option<CommitHook>,
+}
+
+/// Called with every event this handle's writes committed, right after the commit (before the
+/// relay publishes it): local caches learn of the change without waiting for the bus.
+#[derive(Clone)]
+pub struct CommitHook(pub std::sync::Arc<dyn Fn(&crate::Event) + Send + Sync>);
+
+impl std::fmt::Debug for CommitHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CommitHook")
+    }
 }
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -98,7 +110,11 @@ impl Store {
             })
             .connect_with(connect)
             .await?;
-        Ok(Self { pool, backend })
+        Ok(Self {
+            pool,
+            backend,
+            on_commit: None,
+        })
     }
 
     /// Applies every pending migration of this backend.
@@ -129,6 +145,18 @@ impl Store {
             )));
         }
         Ok(())
+    }
+
+    /// This handle with `hook` called after each of its committed writes.
+    pub fn with_commit_hook(mut self, hook: CommitHook) -> Self {
+        self.on_commit = Some(hook);
+        self
+    }
+
+    pub(crate) fn committed(&self, event: &crate::Event) {
+        if let Some(hook) = &self.on_commit {
+            (hook.0)(event);
+        }
     }
 
     pub fn backend(&self) -> Backend {

@@ -100,7 +100,15 @@ impl Store {
         for id in ids {
             if let Some((listing, claims)) = found.remove(id) {
                 let calendar = Calendar::build(range, listing.rules.units(), &claims, now);
-                out.push(ListingSnapshot { listing, calendar });
+                let holds = claims
+                    .into_iter()
+                    .filter(|c| matches!(c.kind, ClaimKind::Hold { .. }) && c.is_live(now))
+                    .collect();
+                out.push(ListingSnapshot {
+                    listing,
+                    calendar,
+                    holds,
+                });
             }
         }
         Ok(out)

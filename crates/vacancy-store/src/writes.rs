@@ -20,6 +20,7 @@ pub(crate) struct WriteTx {
     /// Holds this transaction released because they had expired.
     pub(crate) expired: Vec<String>,
     pub(crate) now: Timestamp,
+    store: Store,
 }
 
 impl WriteTx {
@@ -44,6 +45,7 @@ impl WriteTx {
             listing,
             expired: Vec::new(),
             now,
+            store: store.clone(),
         };
         w.release_expired_holds().await?;
         Ok(w)
@@ -211,6 +213,7 @@ impl WriteTx {
             note: None,
             created_at: self.now,
             updated_at: self.now,
+            listing_version: Some(self.listing.version),
         }
     }
 
@@ -235,6 +238,7 @@ impl WriteTx {
         append_event(&mut self.tx, &event).await?;
         commit_in_tx(&mut self.tx, idem, value).await?;
         self.tx.commit().await?;
+        self.store.committed(&event);
         Ok(())
     }
 }
@@ -414,6 +418,7 @@ impl Store {
         w.vacate(&claim.nights, claim.units).await?;
         claim.state = end;
         claim.updated_at = now;
+        claim.listing_version = Some(w.listing.version);
         let event = if kind == Kind::Hold {
             "hold.released"
         } else {

@@ -6,6 +6,9 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use vacancy_api::{ApiConfig, Application, ServeConfig, SystemClock, TaskConfig};
+use vacancy_cache::CacheConfig;
+use vacancy_events::BusConfig;
+use vacancy_l2::{L2Config, L2Mode};
 use vacancy_store::{Store, StoreOptions};
 
 /// Real-time availability and booking for marketplaces that sell nights.
@@ -78,6 +81,37 @@ struct ServeArgs {
     /// Longest wait for in-flight requests after SIGTERM or Ctrl-C, in seconds.
     #[arg(long, env = "VACANCY_DRAIN_TIMEOUT_SECS", default_value_t = 30)]
     drain_timeout_secs: u64,
+    /// NATS server for the event stream (JetStream), e.g. `nats://127.0.0.1:4222`. Without it,
+    /// events go to an in-process bus: fine for one replica, not for several.
+    #[arg(long, env = "VACANCY_NATS_URL")]
+    nats_url: Option<String>,
+    /// Redis for the shared calendar cache (L2), e.g. `redis://127.0.0.1:6379`. Without any
+    /// Redis setting there is no L2 (L1 only).
+    #[arg(long, env = "VACANCY_REDIS_URL", conflicts_with_all = ["redis_shards", "redis_cluster"])]
+    redis_url: Option<String>,
+    /// Several standalone Redis nodes, comma-separated, sharded by consistent hashing.
+    #[arg(
+        long,
+        env = "VACANCY_REDIS_SHARDS",
+        value_delimiter = ',',
+        conflicts_with = "redis_cluster"
+    )]
+    redis_shards: Vec<String>,
+    /// Seed nodes of a Redis Cluster, comma-separated.
+    #[arg(long, env = "VACANCY_REDIS_CLUSTER", value_delimiter = ',')]
+    redis_cluster: Vec<String>,
+    /// Longest one L2 call may take, in milliseconds; slower calls count as misses.
+    #[arg(long, env = "VACANCY_REDIS_TIMEOUT_MS", default_value_t = 25)]
+    redis_timeout_ms: u64,
+    /// Most memory the in-process calendar cache (L1) may use, in MiB.
+    #[arg(long, env = "VACANCY_CACHE_MAX_MIB", default_value_t = 512)]
+    cache_max_mib: u64,
+    /// Longest a calendar stays in L1, in seconds (±10 % jitter).
+    #[arg(long, env = "VACANCY_CACHE_TTL_SECS", default_value_t = 300)]
+    cache_ttl_secs: u64,
+    /// Age after which a cached calendar is refreshed in the background while still served.
+    #[arg(long, env = "VACANCY_CACHE_FRESH_SECS", default_value_t = 30)]
+    cache_fresh_secs: u64,
 }
 
 #[derive(Debug, Args)]
@@ -119,19 +153,35 @@ impl Cli {
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    let config = ServeConfig {
-        listen: args.listen,
-        store: args.database.options(),
-        api: ApiConfig {
-            default_hold_ttl: Duration::from_secs(args.default_hold_ttl_secs),
-            ..ApiConfig::default()
-        },
-        tasks: TaskConfig {
-            sweep_interval: Duration::from_millis(args.sweep_interval_ms.max(10)),
-            ..TaskConfig::default()
-        },
-        drain_timeout: Duration::from_secs(args.drain_timeout_secs),
+    let mut config = ServeConfig::new(args.listen, args.database.options());
+    config.api = ApiConfig {
+        default_hold_ttl: Duration::from_secs(args.default_hold_ttl_secs),
+        ..ApiConfig::default()
     };
+    config.tasks = TaskConfig {
+        sweep_interval: Duration::from_millis(args.sweep_interval_ms.max(10)),
+        ..TaskConfig::default()
+    };
+    config.drain_timeout = Duration::from_secs(args.drain_timeout_secs);
+    config.cache = CacheConfig {
+        max_bytes: args.cache_max_mib * 1024 * 1024,
+        ttl: Duration::from_secs(args.cache_ttl_secs.max(1)),
+        fresh_for: Duration::from_secs(args.cache_fresh_secs.max(1)),
+        ..CacheConfig::default()
+    };
+    if let Some(url) = args.nats_url {
+        config.bus = BusConfig::nats(url);
+    }
+    let l2_mode = match (args.redis_url, args.redis_shards, args.redis_cluster) {
+        (Some(url), _, _) => Some(L2Mode::Standalone(url)),
+        (None, shards, _) if !shards.is_empty() => Some(L2Mode::Sharded(shards)),
+        (None, _, seeds) if !seeds.is_empty() => Some(L2Mode::Cluster(seeds)),
+        _ => None,
+    };
+    config.l2 = l2_mode.map(|mode| L2Config {
+        op_timeout: Duration::from_millis(args.redis_timeout_ms.max(1)),
+        ..L2Config::new(mode)
+    });
     let app = Application::build(config, Arc::new(SystemClock)).await?;
     tracing::info!(address = %app.local_addr()?, backend = ?app.state().store.backend(), "listening");
     app.run_until(shutdown_signal()).await

@@ -1,7 +1,13 @@
-//! Reads: calendars, single availability checks and batch checks.
+//! Reads: calendars, single availability checks and batch checks. All go through the read
+//! path (L1 → L2 → database); `Cache-Control: no-cache` skips the caches, `min_version` asks
+//! for at least that listing version (read-your-writes). Responses say where they came from in
+//! `X-Vacancy-Source` (`l1`, `l2` or `database`).
 
 use axum::Json;
 use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use vacancy_cache::{ReadOptions, Source};
 use vacancy_core::{StayRequest, check_stay};
 
 use crate::dto::{
@@ -12,65 +18,93 @@ use crate::error::{ApiError, Problem};
 use crate::extract::{Id, StrictJson, StrictQuery};
 use crate::state::AppState;
 
+/// How the request wants its read done.
+fn read_options(headers: &HeaderMap, min_version: Option<i64>) -> ReadOptions {
+    let bypass_cache = headers
+        .get_all(header::CACHE_CONTROL)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| {
+            v.split(',')
+                .any(|d| d.trim().eq_ignore_ascii_case("no-cache"))
+        });
+    ReadOptions {
+        min_version,
+        bypass_cache,
+    }
+}
+
+fn with_source(source: Source, body: impl IntoResponse) -> Response {
+    let mut response = body.into_response();
+    response.headers_mut().insert(
+        "x-vacancy-source",
+        HeaderValue::from_static(source.as_str()),
+    );
+    response
+}
+
 /// Calendar of a listing: remaining units per night over `[start, end)` (at most 731 nights).
-#[utoipa::path(get, path = "/v1/listings/{id}/calendar", tag = "availability", params(RangeQuery),
+#[utoipa::path(get, path = "/v1/listings/{id}/calendar", tag = "availability", params(RangeQuery,
+        ("Cache-Control" = Option<String>, Header, description = "`no-cache` reads the database directly")),
     responses((status = 200, body = CalendarBody), (status = 404, body = Problem), (status = 422, body = Problem)))]
 pub async fn calendar(
     State(state): State<AppState>,
     Id(id): Id,
+    headers: HeaderMap,
     StrictQuery(query): StrictQuery<RangeQuery>,
-) -> Result<Json<CalendarBody>, ApiError> {
+) -> Result<Response, ApiError> {
     let range = query.range()?;
-    let snapshot = state
-        .store
-        .snapshot(&id, range, state.clock.now())
+    let options = read_options(&headers, query.min_version);
+    let view = state
+        .reads
+        .view(&id, range, state.clock.now(), options)
         .await?
         .ok_or(ApiError::NotFound("listing"))?;
-    Ok(Json(CalendarBody::new(
-        &snapshot.listing,
-        &snapshot.calendar,
-    )))
+    Ok(with_source(
+        view.source,
+        Json(CalendarBody::new(&view.listing, &view.calendar)),
+    ))
 }
 
 /// Can this stay be booked now? When not, why not.
-#[utoipa::path(get, path = "/v1/listings/{id}/availability", tag = "availability", params(StayQuery),
+#[utoipa::path(get, path = "/v1/listings/{id}/availability", tag = "availability", params(StayQuery,
+        ("Cache-Control" = Option<String>, Header, description = "`no-cache` reads the database directly")),
     responses((status = 200, body = AvailabilityBody), (status = 404, body = Problem), (status = 422, body = Problem)))]
 pub async fn check(
     State(state): State<AppState>,
     Id(id): Id,
+    headers: HeaderMap,
     StrictQuery(query): StrictQuery<StayQuery>,
-) -> Result<Json<AvailabilityBody>, ApiError> {
+) -> Result<Response, ApiError> {
     let request = StayRequest {
         stay: night_range(query.check_in, query.check_out, ("check_in", "check_out"))?,
         units: units(query.units)?,
     };
     let now = state.clock.now();
-    let snapshot = state
-        .store
-        .snapshot(&id, request.stay, now)
+    let options = read_options(&headers, query.min_version);
+    let view = state
+        .reads
+        .view(&id, request.stay, now, options)
         .await?
         .ok_or(ApiError::NotFound("listing"))?;
-    let listing = &snapshot.listing;
-    let decision = check_stay(
-        &listing.rules,
-        &listing.zone,
-        &snapshot.calendar,
-        &request,
-        now,
-    );
-    Ok(Json(AvailabilityBody {
+    let listing = &view.listing;
+    let decision = check_stay(&listing.rules, &listing.zone, &view.calendar, &request, now);
+    let body = AvailabilityBody {
         listing_id: listing.id.clone(),
         version: listing.version,
         available: decision.is_available(),
         reasons: decision.reasons,
-    }))
+    };
+    Ok(with_source(view.source, Json(body)))
 }
 
 /// Which of up to 1000 listings can take this stay — the call behind a search results page.
 #[utoipa::path(post, path = "/v1/availability/batch", tag = "availability", request_body = BatchCheck,
+    params(("Cache-Control" = Option<String>, Header, description = "`no-cache` reads the database directly")),
     responses((status = 200, body = BatchBody), (status = 422, body = Problem)))]
 pub async fn batch(
     State(state): State<AppState>,
+    headers: HeaderMap,
     body: StrictJson<BatchCheck>,
 ) -> Result<Json<BatchBody>, ApiError> {
     let req = body.value;
@@ -83,11 +117,6 @@ pub async fn batch(
             ),
         ));
     }
-    let request = StayRequest {
-        stay: night_range(req.check_in, req.check_out, ("check_in", "check_out"))?,
-        units: units(req.units)?,
-    };
-    let now = state.clock.now();
     if let Some(i) = req
         .listing_ids
         .iter()
@@ -98,26 +127,28 @@ pub async fn batch(
             "must be 1 to 64 letters, digits, '-', '_', '.' or ':'",
         ));
     }
-    let snapshots = state
-        .store
-        .snapshots(&req.listing_ids, request.stay, now)
+    let request = StayRequest {
+        stay: night_range(req.check_in, req.check_out, ("check_in", "check_out"))?,
+        units: units(req.units)?,
+    };
+    let now = state.clock.now();
+    let options = read_options(&headers, None);
+    let views = state
+        .reads
+        .views(&req.listing_ids, request.stay, now, options)
         .await?;
     let mut out = BatchBody {
         available: Vec::new(),
         unavailable: Vec::new(),
         not_found: Vec::new(),
     };
-    let mut found = std::collections::HashSet::with_capacity(snapshots.len());
-    for snapshot in &snapshots {
-        let listing = &snapshot.listing;
-        found.insert(listing.id.as_str());
-        let decision = check_stay(
-            &listing.rules,
-            &listing.zone,
-            &snapshot.calendar,
-            &request,
-            now,
-        );
+    let mut found = std::collections::HashSet::with_capacity(views.len());
+    for view in &views {
+        let listing = &view.listing;
+        if !found.insert(listing.id.as_str()) {
+            continue;
+        }
+        let decision = check_stay(&listing.rules, &listing.zone, &view.calendar, &request, now);
         if decision.is_available() {
             out.available.push(listing.id.clone());
         } else {

@@ -6,7 +6,8 @@ use std::time::Duration;
 use jiff::Timestamp;
 use reqwest::{Response, StatusCode};
 use serde_json::{Value, json};
-use vacancy_api::{ApiConfig, Application, Clock, ManualClock, ServeConfig, TaskConfig};
+use vacancy_api::{Application, Clock, ManualClock, ServeConfig, TaskConfig};
+use vacancy_events::BusConfig;
 use vacancy_store::testing::fresh_database_url;
 use vacancy_store::{Backend, Store, StoreOptions};
 
@@ -42,18 +43,29 @@ pub async fn spawn(backend: Backend) -> TestApp {
 
 /// Starts one more replica of the service on an existing database, sharing `clock`.
 pub async fn spawn_on(database_url: &str, clock: Arc<ManualClock>) -> TestApp {
+    spawn_with(database_url, clock, BusConfig::Local, None).await
+}
+
+/// Starts a replica on an existing database with the given event bus.
+pub async fn spawn_with(
+    database_url: &str,
+    clock: Arc<ManualClock>,
+    bus: BusConfig,
+    l2: Option<vacancy_l2::L2Config>,
+) -> TestApp {
     let mut store_options = StoreOptions::new(database_url);
     store_options.max_connections = 8;
-    let config = ServeConfig {
-        listen: "127.0.0.1:0".parse().expect("address"),
-        store: store_options.clone(),
-        api: ApiConfig::default(),
-        tasks: TaskConfig {
-            sweep_interval: Duration::from_millis(50),
-            ..TaskConfig::default()
-        },
-        drain_timeout: Duration::from_secs(5),
+    let mut config = ServeConfig::new(
+        "127.0.0.1:0".parse().expect("address"),
+        store_options.clone(),
+    );
+    config.tasks = TaskConfig {
+        sweep_interval: Duration::from_millis(50),
+        ..TaskConfig::default()
     };
+    config.drain_timeout = Duration::from_secs(5);
+    config.bus = bus;
+    config.l2 = l2;
     let app = Application::build(config, clock.clone())
         .await
         .expect("service starts");

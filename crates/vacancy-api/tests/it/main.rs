@@ -5,10 +5,13 @@ mod helpers;
 
 mod batch;
 mod blocks;
+mod freshness;
 mod idempotency;
 mod listings;
+mod nats;
 mod ops;
 mod races;
+mod redis;
 mod rules;
 mod stays;
 mod validation;

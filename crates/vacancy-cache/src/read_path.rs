@@ -1,0 +1,617 @@
+//! L1 → L2 → database, with coalesced misses, version guards and background refreshes.
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::{Duration, Instant};
+
+use jiff::Timestamp;
+use moka::future::Cache;
+use moka::ops::compute::Op;
+use rand::Rng;
+use vacancy_core::{NightRange, from_day_number};
+use vacancy_store::{Listing, Store, StoreError};
+
+use crate::entry::Entry;
+use crate::hot::HotTracker;
+use crate::shared::SharedCache;
+
+/// Read-path tunables.
+#[derive(Debug, Clone)]
+pub struct CacheConfig {
+    /// Most bytes L1 may hold (entries are weighed by their real size).
+    pub max_bytes: u64,
+    /// Longest an entry lives in L1 (±10 % jitter so entries loaded together do not expire
+    /// together).
+    pub ttl: Duration,
+    /// Age after which a read serves the entry but refreshes it in the background.
+    pub fresh_for: Duration,
+    /// Nights an entry covers, starting two days before today (UTC).
+    pub horizon_nights: u32,
+    /// Lifetime of entries written to L2.
+    pub l2_ttl: Duration,
+    /// How often the hottest listings are refreshed ahead of their expiry.
+    pub hot_interval: Duration,
+    /// How many of the most-read listings count as hot.
+    pub hot_listings: usize,
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        Self {
+            max_bytes: 512 * 1024 * 1024,
+            ttl: Duration::from_secs(300),
+            fresh_for: Duration::from_secs(30),
+            horizon_nights: 550,
+            l2_ttl: Duration::from_secs(900),
+            hot_interval: Duration::from_secs(5),
+            hot_listings: 1024,
+        }
+    }
+}
+
+/// Per-request read options.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ReadOptions {
+    /// Read-your-writes: never answer from a copy older than this listing version.
+    pub min_version: Option<i64>,
+    /// Skip every cache and read the database (what a team without this service would do).
+    pub bypass_cache: bool,
+}
+
+/// Where an answer came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    L1,
+    L2,
+    Database,
+}
+
+impl Source {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::L1 => "l1",
+            Source::L2 => "l2",
+            Source::Database => "database",
+        }
+    }
+}
+
+/// A listing with its calendar over the asked range, as of now.
+#[derive(Debug, Clone)]
+pub struct View {
+    pub listing: Arc<Listing>,
+    pub calendar: vacancy_core::Calendar,
+    pub source: Source,
+}
+
+/// The read path. Cheap to clone; clones share the caches.
+#[derive(Clone)]
+pub struct ReadPath {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: Store,
+    l1: Cache<String, Arc<Entry>>,
+    l2: Option<Arc<dyn SharedCache>>,
+    /// The newest version each listing's events announced, so a copy loaded just before an
+    /// event is never served after it.
+    latest: moka::sync::Cache<String, i64>,
+    /// Listings with a background refresh under way (one at a time per listing).
+    refreshing: moka::sync::Cache<String, ()>,
+    hot: HotTracker,
+    config: CacheConfig,
+    stats: Counters,
+}
+
+/// This read path's own counts (the same events also go to the metrics registry, which is
+/// process-wide).
+#[derive(Default)]
+struct Counters {
+    l1_hits: AtomicU64,
+    l1_misses: AtomicU64,
+    l2_hits: AtomicU64,
+    l2_misses: AtomicU64,
+    db_loads: AtomicU64,
+    refreshes: AtomicU64,
+}
+
+/// A snapshot of a read path's counters.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CacheStats {
+    pub l1_hits: u64,
+    pub l1_misses: u64,
+    pub l2_hits: u64,
+    pub l2_misses: u64,
+    /// Listings loaded from the database to fill the cache (not counting bypassing reads).
+    pub db_loads: u64,
+    /// Listings reloaded in the background (stale-while-revalidate, events, hot listings).
+    pub refreshes: u64,
+}
+
+/// A load that found nothing or failed; shared by coalesced waiters.
+#[derive(Debug)]
+enum LoadError {
+    NotFound,
+    Store(StoreError),
+}
+
+struct JitteredTtl(Duration);
+
+impl moka::Expiry<String, Arc<Entry>> for JitteredTtl {
+    fn expire_after_create(
+        &self,
+        _: &String,
+        _: &Arc<Entry>,
+        _: std::time::Instant,
+    ) -> Option<Duration> {
+        Some(jitter(self.0))
+    }
+
+    fn expire_after_update(
+        &self,
+        _: &String,
+        _: &Arc<Entry>,
+        _: Instant,
+        _: Option<Duration>,
+    ) -> Option<Duration> {
+        Some(jitter(self.0))
+    }
+}
+
+fn jitter(base: Duration) -> Duration {
+    base.mul_f64(rand::rng().random_range(0.9..1.1))
+}
+
+fn key(listing_id: &str) -> String {
+    format!("cal:{listing_id}")
+}
+
+impl ReadPath {
+    pub fn new(store: Store, l2: Option<Arc<dyn SharedCache>>, config: CacheConfig) -> Self {
+        let l1 = Cache::builder()
+            .max_capacity(config.max_bytes)
+            .weigher(|k: &String, v: &Arc<Entry>| (k.len() as u32).saturating_add(v.weight()))
+            .expire_after(JitteredTtl(config.ttl))
+            .build();
+        let latest = moka::sync::Cache::builder()
+            .max_capacity(1_000_000)
+            .time_to_idle(Duration::from_secs(600))
+            .build();
+        let refreshing = moka::sync::Cache::builder()
+            .time_to_live(Duration::from_secs(30))
+            .build();
+        let hot = HotTracker::new(config.hot_listings);
+        Self {
+            inner: Arc::new(Inner {
+                store,
+                l1,
+                l2,
+                latest,
+                refreshing,
+                hot,
+                config,
+                stats: Counters::default(),
+            }),
+        }
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    /// What this read path has done so far.
+    pub fn stats(&self) -> CacheStats {
+        let c = &self.inner.stats;
+        CacheStats {
+            l1_hits: c.l1_hits.load(Relaxed),
+            l1_misses: c.l1_misses.load(Relaxed),
+            l2_hits: c.l2_hits.load(Relaxed),
+            l2_misses: c.l2_misses.load(Relaxed),
+            db_loads: c.db_loads.load(Relaxed),
+            refreshes: c.refreshes.load(Relaxed),
+        }
+    }
+
+    /// The nights an entry loaded at `now` covers.
+    fn horizon(&self, now: Timestamp) -> NightRange {
+        let today = vacancy_core::day_number(jiff::tz::TimeZone::UTC.to_datetime(now).date());
+        let start = from_day_number(today - 2);
+        let end = from_day_number(today - 2 + self.inner.config.horizon_nights as i32);
+        NightRange::with_limit(start, end, u32::MAX).unwrap_or_else(|_| {
+            // Only at the very ends of the supported dates; a one-night horizon still works.
+            NightRange::with_limit(start, from_day_number(today - 1), u32::MAX)
+                .expect("two consecutive days form a range")
+        })
+    }
+
+    fn required_version(&self, id: &str, opts: &ReadOptions) -> i64 {
+        let seen = self.inner.latest.get(id).unwrap_or(0);
+        opts.min_version.unwrap_or(0).max(seen)
+    }
+
+    /// One listing over `range` at `now`; `None` when it does not exist.
+    pub async fn view(
+        &self,
+        id: &str,
+        range: NightRange,
+        now: Timestamp,
+        opts: ReadOptions,
+    ) -> Result<Option<View>, StoreError> {
+        if opts.bypass_cache || !self.horizon(now).covers(&range) {
+            return self.direct(id, range, now).await;
+        }
+        let required = self.required_version(id, &opts);
+        let inner = &self.inner;
+        if let Some(entry) = inner.l1.get(id).await {
+            if entry.version() >= required && entry.covers(&range) {
+                inner.stats.l1_hits.fetch_add(1, Relaxed);
+                metrics::counter!("vacancy_cache_lookups_total", "layer" => "l1", "result" => "hit").increment(1);
+                inner.hot.touch(id);
+                self.refresh_if_old(id, &entry);
+                return Ok(entry.calendar_at(&range, now).map(|calendar| View {
+                    listing: entry.listing.clone(),
+                    calendar,
+                    source: Source::L1,
+                }));
+            }
+            inner.l1.invalidate(id).await;
+        }
+        inner.stats.l1_misses.fetch_add(1, Relaxed);
+        metrics::counter!("vacancy_cache_lookups_total", "layer" => "l1", "result" => "miss")
+            .increment(1);
+        let this = self.clone();
+        let loaded = inner
+            .l1
+            .try_get_with(
+                id.to_owned(),
+                async move { this.load(id, now, required).await },
+            )
+            .await;
+        let entry = match loaded {
+            Ok(entry) => entry,
+            Err(e) => match Arc::try_unwrap(e) {
+                Ok(LoadError::NotFound) => return Ok(None),
+                Ok(LoadError::Store(err)) => return Err(err),
+                Err(shared) => match shared.as_ref() {
+                    LoadError::NotFound => return Ok(None),
+                    // Another waiter owns the error: read directly rather than clone it.
+                    LoadError::Store(_) => return self.direct(id, range, now).await,
+                },
+            },
+        };
+        if entry.version() < required {
+            // The database has not caught up with what was asked (or an event raced the load).
+            return self.direct(id, range, now).await;
+        }
+        inner.hot.touch(id);
+        let source = entry.origin;
+        Ok(entry.calendar_at(&range, now).map(|calendar| View {
+            listing: entry.listing.clone(),
+            calendar,
+            source,
+        }))
+    }
+
+    /// Listings over `range` at `now`, in the order of `ids`, unknown ones left out.
+    pub async fn views(
+        &self,
+        ids: &[String],
+        range: NightRange,
+        now: Timestamp,
+        opts: ReadOptions,
+    ) -> Result<Vec<View>, StoreError> {
+        if opts.bypass_cache || !self.horizon(now).covers(&range) {
+            let snapshots = self.inner.store.snapshots(ids, range, now).await?;
+            return Ok(snapshots
+                .into_iter()
+                .map(|s| direct_view(s, range, now))
+                .collect());
+        }
+        let inner = &self.inner;
+        let mut found: std::collections::HashMap<String, (Arc<Entry>, Source)> =
+            std::collections::HashMap::new();
+        let mut missing = Vec::new();
+        for id in ids {
+            if found.contains_key(id) {
+                continue;
+            }
+            match inner.l1.get(id).await {
+                Some(entry)
+                    if entry.version() >= self.required_version(id, &opts)
+                        && entry.covers(&range) =>
+                {
+                    inner.hot.touch(id);
+                    self.refresh_if_old(id, &entry);
+                    found.insert(id.clone(), (entry, Source::L1));
+                }
+                _ => missing.push(id.clone()),
+            }
+        }
+        let hits = (ids.len() - missing.len()) as u64;
+        inner.stats.l1_hits.fetch_add(hits, Relaxed);
+        inner
+            .stats
+            .l1_misses
+            .fetch_add(missing.len() as u64, Relaxed);
+        metrics::counter!("vacancy_cache_lookups_total", "layer" => "l1", "result" => "hit")
+            .increment(hits);
+        metrics::counter!("vacancy_cache_lookups_total", "layer" => "l1", "result" => "miss")
+            .increment(missing.len() as u64);
+        if !missing.is_empty() {
+            for (id, entry, source) in self.load_many(&missing, now, &opts).await? {
+                found.insert(id, (entry, source));
+            }
+        }
+        Ok(ids
+            .iter()
+            .filter_map(|id| {
+                let (entry, source) = found.get(id)?;
+                let calendar = entry.calendar_at(&range, now)?;
+                Some(View {
+                    listing: entry.listing.clone(),
+                    calendar,
+                    source: *source,
+                })
+            })
+            .collect())
+    }
+
+    /// Applies an event: a copy older than `version` is dropped and, if the listing is in L1,
+    /// reloaded in the background. A listing not in L1 costs one map update.
+    pub async fn apply(&self, listing_id: &str, version: i64) {
+        self.note(listing_id, version);
+        let inner = &self.inner;
+        if let Some(entry) = inner.l1.get(listing_id).await
+            && entry.version() < version
+        {
+            inner.l1.invalidate(listing_id).await;
+            self.refresh(listing_id.to_owned());
+        }
+    }
+
+    /// Records that `listing_id` has reached `version` (a local commit): from now on no copy
+    /// older than that is served. Synchronous and cheap, for the store's commit hook.
+    pub fn note(&self, listing_id: &str, version: i64) {
+        let latest = &self.inner.latest;
+        if latest.get(listing_id).is_none_or(|v| v < version) {
+            latest.insert(listing_id.to_owned(), version);
+        }
+    }
+
+    /// Drops every copy (after missed events).
+    pub fn invalidate_all(&self) {
+        self.inner.l1.invalidate_all();
+    }
+
+    /// Reloads the hottest listings that are getting old, so they never miss. Runs until
+    /// `stop` resolves.
+    pub async fn keep_hot(&self, stop: impl std::future::Future<Output = ()>) {
+        let mut tick = tokio::time::interval(self.inner.config.hot_interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tokio::pin!(stop);
+        loop {
+            tokio::select! {
+                () = &mut stop => return,
+                _ = tick.tick() => {}
+            }
+            let hot = self.inner.hot.take_top();
+            let mut stale = Vec::new();
+            for id in hot {
+                let old = match self.inner.l1.get(&id).await {
+                    Some(entry) => entry.loaded_at.elapsed() > self.inner.config.fresh_for / 2,
+                    None => true,
+                };
+                if old {
+                    stale.push(id);
+                }
+            }
+            if stale.is_empty() {
+                continue;
+            }
+            let now = Timestamp::now();
+            match self
+                .inner
+                .store
+                .snapshots(&stale, self.horizon(now), now)
+                .await
+            {
+                Ok(snapshots) => {
+                    self.inner
+                        .stats
+                        .refreshes
+                        .fetch_add(snapshots.len() as u64, Relaxed);
+                    metrics::counter!("vacancy_cache_hot_refreshes_total")
+                        .increment(snapshots.len() as u64);
+                    for snapshot in snapshots {
+                        let entry = Arc::new(Entry::new(snapshot));
+                        self.write_l2(&entry);
+                        self.insert_if_newer(entry).await;
+                    }
+                }
+                Err(error) => tracing::warn!(%error, "hot listing refresh failed"),
+            }
+        }
+    }
+
+    /// How many entries L1 holds and their weighed size in bytes (after pending work).
+    pub async fn l1_usage(&self) -> (u64, u64) {
+        self.inner.l1.run_pending_tasks().await;
+        (self.inner.l1.entry_count(), self.inner.l1.weighted_size())
+    }
+
+    async fn direct(
+        &self,
+        id: &str,
+        range: NightRange,
+        now: Timestamp,
+    ) -> Result<Option<View>, StoreError> {
+        metrics::counter!("vacancy_cache_lookups_total", "layer" => "bypass", "result" => "database").increment(1);
+        Ok(self
+            .inner
+            .store
+            .snapshot(id, range, now)
+            .await?
+            .map(|s| direct_view(s, range, now)))
+    }
+
+    async fn load(&self, id: &str, now: Timestamp, required: i64) -> Result<Arc<Entry>, LoadError> {
+        let horizon = self.horizon(now);
+        if let Some(l2) = &self.inner.l2 {
+            let found = l2
+                .get(&key(id))
+                .await
+                .and_then(|v| Entry::decode(&v.value))
+                .filter(|e| e.version() >= required && e.covers(&horizon));
+            if let Some(entry) = found {
+                self.inner.stats.l2_hits.fetch_add(1, Relaxed);
+                metrics::counter!("vacancy_cache_lookups_total", "layer" => "l2", "result" => "hit").increment(1);
+                return Ok(Arc::new(entry));
+            }
+            self.inner.stats.l2_misses.fetch_add(1, Relaxed);
+            metrics::counter!("vacancy_cache_lookups_total", "layer" => "l2", "result" => "miss")
+                .increment(1);
+        }
+        self.inner.stats.db_loads.fetch_add(1, Relaxed);
+        metrics::counter!("vacancy_cache_db_loads_total").increment(1);
+        let snapshot = self
+            .inner
+            .store
+            .snapshot(id, horizon, now)
+            .await
+            .map_err(LoadError::Store)?;
+        let entry = Arc::new(Entry::new(snapshot.ok_or(LoadError::NotFound)?));
+        self.write_l2(&entry);
+        Ok(entry)
+    }
+
+    async fn load_many(
+        &self,
+        ids: &[String],
+        now: Timestamp,
+        opts: &ReadOptions,
+    ) -> Result<Vec<(String, Arc<Entry>, Source)>, StoreError> {
+        let horizon = self.horizon(now);
+        let mut out = Vec::with_capacity(ids.len());
+        let mut remaining: Vec<String> = ids.to_vec();
+        if let Some(l2) = &self.inner.l2 {
+            let keys: Vec<String> = ids.iter().map(|id| key(id)).collect();
+            let values = l2.get_many(&keys).await;
+            remaining.clear();
+            for (id, value) in ids.iter().zip(values) {
+                let required = self.required_version(id, opts);
+                match value
+                    .and_then(|v| Entry::decode(&v.value))
+                    .filter(|e| e.version() >= required && e.covers(&horizon))
+                {
+                    Some(entry) => {
+                        let entry = Arc::new(entry);
+                        self.insert_if_newer(entry.clone()).await;
+                        out.push((id.clone(), entry, Source::L2));
+                    }
+                    None => remaining.push(id.clone()),
+                }
+            }
+            self.inner
+                .stats
+                .l2_hits
+                .fetch_add(out.len() as u64, Relaxed);
+            self.inner
+                .stats
+                .l2_misses
+                .fetch_add(remaining.len() as u64, Relaxed);
+            metrics::counter!("vacancy_cache_lookups_total", "layer" => "l2", "result" => "hit")
+                .increment(out.len() as u64);
+            metrics::counter!("vacancy_cache_lookups_total", "layer" => "l2", "result" => "miss")
+                .increment(remaining.len() as u64);
+        }
+        if remaining.is_empty() {
+            return Ok(out);
+        }
+        self.inner
+            .stats
+            .db_loads
+            .fetch_add(remaining.len() as u64, Relaxed);
+        metrics::counter!("vacancy_cache_db_loads_total").increment(remaining.len() as u64);
+        for snapshot in self.inner.store.snapshots(&remaining, horizon, now).await? {
+            let entry = Arc::new(Entry::new(snapshot));
+            self.write_l2(&entry);
+            self.insert_if_newer(entry.clone()).await;
+            out.push((entry.listing.id.clone(), entry, Source::Database));
+        }
+        Ok(out)
+    }
+
+    /// Puts `entry` in L1 unless a copy of the same or a newer version is there.
+    async fn insert_if_newer(&self, entry: Arc<Entry>) {
+        let id = entry.listing.id.clone();
+        self.inner
+            .l1
+            .entry(id)
+            .and_compute_with(|current| async move {
+                match current {
+                    Some(current) if current.value().version() >= entry.version() => Op::Nop,
+                    _ => Op::Put(entry),
+                }
+            })
+            .await;
+    }
+
+    /// Stale-while-revalidate: an entry past its soft age is served, and one background
+    /// refresh per listing reloads it.
+    fn refresh_if_old(&self, id: &str, entry: &Entry) {
+        if entry.loaded_at.elapsed() > self.inner.config.fresh_for {
+            self.refresh(id.to_owned());
+        }
+    }
+
+    fn refresh(&self, id: String) {
+        let inner = &self.inner;
+        if inner.refreshing.contains_key(&id) {
+            return;
+        }
+        inner.refreshing.insert(id.clone(), ());
+        let this = self.clone();
+        tokio::spawn(async move {
+            let now = Timestamp::now();
+            match this.inner.store.snapshot(&id, this.horizon(now), now).await {
+                Ok(Some(snapshot)) => {
+                    this.inner.stats.refreshes.fetch_add(1, Relaxed);
+                    metrics::counter!("vacancy_cache_refreshes_total").increment(1);
+                    let entry = Arc::new(Entry::new(snapshot));
+                    this.write_l2(&entry);
+                    this.insert_if_newer(entry).await;
+                }
+                Ok(None) => this.inner.l1.invalidate(&id).await,
+                Err(error) => {
+                    tracing::debug!(%error, listing_id = %id, "background refresh failed")
+                }
+            }
+            this.inner.refreshing.invalidate(&id);
+        });
+    }
+
+    /// Writes the entry to L2 in the background; L2 keeps the newest version.
+    fn write_l2(&self, entry: &Arc<Entry>) {
+        let Some(l2) = self.inner.l2.clone() else {
+            return;
+        };
+        let entry = entry.clone();
+        let ttl = self.inner.config.l2_ttl;
+        tokio::spawn(async move {
+            let bytes = entry.encode();
+            l2.put(&key(&entry.listing.id), entry.version(), &bytes, ttl)
+                .await;
+        });
+    }
+}
+
+fn direct_view(s: vacancy_store::ListingSnapshot, range: NightRange, _now: Timestamp) -> View {
+    let _ = range;
+    View {
+        listing: Arc::new(s.listing),
+        calendar: s.calendar,
+        source: Source::Database,
+    }
+}

@@ -1,0 +1,292 @@
+//! The read path over a real database: misses coalesce, copies never go back in version, and
+//! hold expiry is applied to cached calendars without reloading them.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use jiff::{SignedDuration, Timestamp};
+use vacancy_cache::{CacheConfig, ReadOptions, ReadPath, Source};
+use vacancy_core::{ListingRules, NightRange, RulesInput, StayRequest, Zone};
+use vacancy_store::testing::fresh_database_url;
+use vacancy_store::{Backend, NewListing, StayClaim, Store, StoreOptions};
+
+async fn store(backend: Backend) -> Store {
+    let url = fresh_database_url(backend).await.expect("test database");
+    let store = Store::connect(&StoreOptions::new(url))
+        .await
+        .expect("connect");
+    store.migrate().await.expect("migrate");
+    store
+}
+
+/// Real time: the read path's horizon starts from today, so the test's stays are near it.
+fn now() -> Timestamp {
+    Timestamp::now()
+}
+
+fn nights(from_today: i32, len: i32) -> NightRange {
+    let today = vacancy_core::day_number(jiff::tz::TimeZone::UTC.to_datetime(now()).date());
+    let start = vacancy_core::from_day_number(today + from_today);
+    NightRange::new(
+        start,
+        vacancy_core::from_day_number(today + from_today + len),
+    )
+    .expect("range")
+}
+
+async fn listing(store: &Store, units: u32) -> String {
+    let rules = ListingRules::new(RulesInput {
+        units,
+        min_nights: 1,
+        max_nights: 30,
+        advance_notice_hours: 0,
+        booking_window_days: 365,
+    })
+    .expect("rules");
+    let zone = Zone::new("UTC").expect("zone");
+    let new = NewListing {
+        id: None,
+        host_id: "h".into(),
+        zone,
+        rules,
+    };
+    store
+        .create_listing(new, now(), None)
+        .await
+        .expect("listing")
+        .id
+}
+
+fn stay(range: NightRange) -> StayClaim {
+    StayClaim {
+        request: StayRequest {
+            stay: range,
+            units: 1,
+        },
+        guest_id: "g".into(),
+    }
+}
+
+async fn fifty_concurrent_misses_load_once(backend: Backend) {
+    let store = store(backend).await;
+    let id = listing(&store, 1).await;
+    let reads = ReadPath::new(store, None, CacheConfig::default());
+    let mut tasks = Vec::new();
+    for _ in 0..50 {
+        let (reads, id) = (reads.clone(), id.clone());
+        tasks.push(tokio::spawn(async move {
+            reads
+                .view(&id, nights(10, 3), now(), ReadOptions::default())
+                .await
+        }));
+    }
+    for task in tasks {
+        let view = task
+            .await
+            .expect("task")
+            .expect("read")
+            .expect("listing exists");
+        assert_eq!(view.calendar.nights().count(), 3);
+    }
+    let stats = reads.stats();
+    assert_eq!(stats.db_loads, 1, "{stats:?}");
+    let again = reads
+        .view(&id, nights(20, 2), now(), ReadOptions::default())
+        .await
+        .expect("read");
+    assert_eq!(again.expect("listing").source, Source::L1);
+    assert_eq!(reads.stats().db_loads, 1);
+}
+
+async fn a_newer_version_is_never_answered_from_an_older_copy(backend: Backend) {
+    let store = store(backend).await;
+    let id = listing(&store, 1).await;
+    let reads = ReadPath::new(store.clone(), None, CacheConfig::default());
+    let range = nights(10, 3);
+    let before = reads
+        .view(&id, range, now(), ReadOptions::default())
+        .await
+        .expect("read")
+        .expect("listing");
+    assert_eq!(before.calendar.short_nights(&range, 1), vec![]);
+    let booking = store
+        .book(&id, &stay(range), now(), None)
+        .await
+        .expect("book");
+    let version = booking.listing_version.expect("write returns its version");
+    // Without news of the write the copy is still served (that is what the event path fixes)...
+    let cached = reads
+        .view(&id, range, now(), ReadOptions::default())
+        .await
+        .expect("read")
+        .expect("listing");
+    assert_eq!(cached.source, Source::L1);
+    // ...but a read asking for the write's version reloads,
+    let asked = ReadOptions {
+        min_version: Some(version),
+        ..ReadOptions::default()
+    };
+    let fresh = reads
+        .view(&id, range, now(), asked)
+        .await
+        .expect("read")
+        .expect("listing");
+    assert!(fresh.listing.version >= version);
+    assert_eq!(fresh.calendar.short_nights(&range, 1).len(), 3);
+    // and so does every read once the version is known (an event or a local commit).
+    let id2 = listing(&store, 1).await;
+    reads
+        .view(&id2, range, now(), ReadOptions::default())
+        .await
+        .expect("warm");
+    let b2 = store
+        .book(&id2, &stay(range), now(), None)
+        .await
+        .expect("book");
+    reads
+        .apply(&id2, b2.listing_version.expect("version"))
+        .await;
+    let after = reads
+        .view(&id2, range, now(), ReadOptions::default())
+        .await
+        .expect("read")
+        .expect("listing");
+    assert_eq!(
+        after.calendar.short_nights(&range, 1).len(),
+        3,
+        "no copy older than the announced version"
+    );
+}
+
+async fn an_expired_hold_stops_counting_in_a_cached_calendar(backend: Backend) {
+    let store = store(backend).await;
+    let id = listing(&store, 1).await;
+    let reads = ReadPath::new(store.clone(), None, CacheConfig::default());
+    let range = nights(10, 2);
+    let expires = now()
+        .checked_add(SignedDuration::from_secs(60))
+        .expect("time");
+    store
+        .place_hold(&id, &stay(range), expires, now(), None)
+        .await
+        .expect("hold");
+    let held = reads
+        .view(&id, range, now(), ReadOptions::default())
+        .await
+        .expect("read")
+        .expect("listing");
+    assert_eq!(held.calendar.short_nights(&range, 1).len(), 2);
+    let later = expires
+        .checked_add(SignedDuration::from_secs(1))
+        .expect("time");
+    let loads = reads.stats().db_loads;
+    let freed = reads
+        .view(&id, range, later, ReadOptions::default())
+        .await
+        .expect("read")
+        .expect("listing");
+    assert_eq!(freed.source, Source::L1, "served from the same copy");
+    assert_eq!(
+        freed.calendar.short_nights(&range, 1),
+        vec![],
+        "the expired hold no longer counts"
+    );
+    assert_eq!(reads.stats().db_loads, loads);
+}
+
+async fn an_old_copy_is_served_while_one_refresh_runs(backend: Backend) {
+    let store = store(backend).await;
+    let id = listing(&store, 1).await;
+    let config = CacheConfig {
+        fresh_for: Duration::from_millis(1),
+        ..CacheConfig::default()
+    };
+    let reads = ReadPath::new(store.clone(), None, config);
+    let range = nights(5, 1);
+    reads
+        .view(&id, range, now(), ReadOptions::default())
+        .await
+        .expect("warm");
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    store
+        .book(&id, &stay(range), now(), None)
+        .await
+        .expect("book");
+    let stale = reads
+        .view(&id, range, now(), ReadOptions::default())
+        .await
+        .expect("read")
+        .expect("listing");
+    assert_eq!(stale.source, Source::L1, "an old copy is answered at once");
+    // The background refresh brings the booking in (bounded wait).
+    let mut refreshed = false;
+    for _ in 0..100 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let view = reads
+            .view(&id, range, now(), ReadOptions::default())
+            .await
+            .expect("read")
+            .expect("listing");
+        if view.source == Source::L1 && !view.calendar.short_nights(&range, 1).is_empty() {
+            refreshed = true;
+            break;
+        }
+    }
+    assert!(refreshed, "the stale copy was refreshed in the background");
+    assert!(reads.stats().refreshes >= 1, "{:?}", reads.stats());
+}
+
+async fn a_batch_loads_its_misses_in_one_go_and_keeps_them(backend: Backend) {
+    let store = store(backend).await;
+    let mut ids = Vec::new();
+    for _ in 0..20 {
+        ids.push(listing(&store, 2).await);
+    }
+    let reads = ReadPath::new(store, None, CacheConfig::default());
+    let views = reads
+        .views(&ids, nights(3, 2), now(), ReadOptions::default())
+        .await
+        .expect("batch");
+    assert_eq!(views.len(), 20);
+    assert!(views.iter().all(|v| v.source == Source::Database));
+    let views = reads
+        .views(&ids, nights(3, 2), now(), ReadOptions::default())
+        .await
+        .expect("batch");
+    assert!(views.iter().all(|v| v.source == Source::L1));
+    let stats = reads.stats();
+    assert_eq!((stats.db_loads, stats.l1_hits), (20, 20), "{stats:?}");
+    let bypass = ReadOptions {
+        bypass_cache: true,
+        ..ReadOptions::default()
+    };
+    let direct = reads
+        .views(&ids, nights(3, 2), now(), bypass)
+        .await
+        .expect("batch");
+    assert!(direct.iter().all(|v| v.source == Source::Database));
+}
+
+#[test]
+fn eighteen_months_of_a_one_unit_listing_weigh_a_few_hundred_bytes() {
+    // The L1 budget in PRODUCT.md: 1 million listings' 18-month calendars in 400 MiB, i.e.
+    // about 419 bytes each, everything included.
+    let _ = Arc::new(());
+    let cal = vacancy_core::Calendar::empty(nights(-2, 550), 1);
+    assert!(cal.heap_bytes() <= 80, "{}", cal.heap_bytes());
+}
+
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite { $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() { super::$name(vacancy_store::Backend::Sqlite).await })* }
+        mod postgres { $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() { super::$name(vacancy_store::Backend::Postgres).await })* }
+    };
+}
+
+on_both_backends!(
+    fifty_concurrent_misses_load_once,
+    a_newer_version_is_never_answered_from_an_older_copy,
+    an_expired_hold_stops_counting_in_a_cached_calendar,
+    an_old_copy_is_served_while_one_refresh_runs,
+    a_batch_loads_its_misses_in_one_go_and_keeps_them,
+);
