@@ -380,6 +380,12 @@ impl ReadPath {
         }
     }
 
+    /// Puts a listing in L1 ahead of any read (pre-warming at start-up, or measuring memory).
+    /// An older copy than the one cached is ignored.
+    pub async fn prime(&self, snapshot: vacancy_store::ListingSnapshot) {
+        self.insert_if_newer(Arc::new(Entry::new(snapshot))).await;
+    }
+
     /// Drops every copy (after missed events).
     pub fn invalidate_all(&self) {
         self.inner.l1.invalidate_all();

@@ -267,6 +267,27 @@ async fn a_batch_loads_its_misses_in_one_go_and_keeps_them(backend: Backend) {
     assert!(direct.iter().all(|v| v.source == Source::Database));
 }
 
+async fn hot_listings_are_refreshed_without_being_read(backend: Backend) {
+    let store = store(backend).await;
+    let id = listing(&store, 1).await;
+    let config = CacheConfig {
+        fresh_for: Duration::from_millis(40),
+        hot_interval: Duration::from_millis(50),
+        ..CacheConfig::default()
+    };
+    let reads = ReadPath::new(store, None, config);
+    for _ in 0..64 {
+        reads.view(&id, nights(3, 2), now(), ReadOptions::default()).await.expect("read");
+    }
+    let stop = tokio::time::sleep(Duration::from_millis(400));
+    reads.keep_hot(stop).await;
+    // Read so often that it counted as hot, it was reloaded ahead of its expiry by the
+    // refresher alone (no read ran meanwhile).
+    assert!(reads.stats().refreshes >= 1, "{:?}", reads.stats());
+    let view = reads.view(&id, nights(3, 2), now(), ReadOptions::default()).await.expect("read");
+    assert_eq!(view.expect("listing").source, Source::L1);
+}
+
 #[test]
 fn eighteen_months_of_a_one_unit_listing_weigh_a_few_hundred_bytes() {
     // The L1 budget in PRODUCT.md: 1 million listings' 18-month calendars in 400 MiB, i.e.
@@ -284,6 +305,7 @@ macro_rules! on_both_backends {
 }
 
 on_both_backends!(
+    hot_listings_are_refreshed_without_being_read,
     fifty_concurrent_misses_load_once,
     a_newer_version_is_never_answered_from_an_older_copy,
     an_expired_hold_stops_counting_in_a_cached_calendar,
