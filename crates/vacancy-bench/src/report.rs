@@ -370,7 +370,7 @@ impl BenchReport {
         );
         let _ = writeln!(
             md,
-            "- check / direct-db: {} (no cache exists yet: both take the same path)",
+            "- check / direct-db: {} (cached reads against the same reads sent to the database)",
             ratio_text(self.ratios.check_over_direct_db)
         );
         for scenario in &self.scenarios {
