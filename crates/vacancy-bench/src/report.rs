@@ -273,6 +273,34 @@ fn statuses_cell(phase: &PhaseReport) -> String {
     parts.join(", ")
 }
 
+/// Most series of one counter shown one by one; beyond, only their sum.
+const SERIES_SHOWN: usize = 4;
+
+/// Each counter's total delta, and for a counter with a few labelled series (cache hits and
+/// misses, say) each series', e.g. `c +10 (layer=l1,result=hit +9; layer=l1,result=miss +1)`.
+fn counters_cell(deltas: &[CounterDelta]) -> String {
+    let totals = totals_by_name(deltas);
+    if totals.is_empty() {
+        return "-".to_owned();
+    }
+    totals
+        .iter()
+        .map(|(name, total)| {
+            let series: Vec<&CounterDelta> = deltas.iter().filter(|d| &d.name == name).collect();
+            if (2..=SERIES_SHOWN).contains(&series.len()) {
+                let parts: Vec<String> = series
+                    .iter()
+                    .map(|d| format!("{} +{}", d.labels.replace('"', ""), d.delta))
+                    .collect();
+                format!("{name} +{total} ({})", parts.join("; "))
+            } else {
+                format!("{name} +{total}")
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 fn ratio_text(r: Option<f64>) -> String {
     r.map_or_else(
         || "n/a (needs closed-loop runs of both)".into(),
@@ -422,16 +450,7 @@ impl BenchReport {
         );
         for scenario in &self.scenarios {
             for p in &scenario.phases {
-                let totals = totals_by_name(&p.counters);
-                let cell = if totals.is_empty() {
-                    "-".to_owned()
-                } else {
-                    totals
-                        .iter()
-                        .map(|(name, v)| format!("{name} +{v}"))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                };
+                let cell = counters_cell(&p.counters);
                 let (mine, others) = p.cpu.map_or(("-".to_owned(), "-".to_owned()), |c| {
                     (
                         format!("{:.2}", c.this_process_cores),
@@ -447,5 +466,32 @@ impl BenchReport {
             }
         }
         md
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn delta(name: &str, labels: &str, delta: f64) -> CounterDelta {
+        CounterDelta {
+            name: name.into(),
+            labels: labels.into(),
+            delta,
+        }
+    }
+
+    #[test]
+    fn counters_cell_breaks_down_a_few_series() {
+        let cell = counters_cell(&[
+            delta("c_total", r#"layer="l1",result="hit""#, 9.0),
+            delta("c_total", r#"layer="l1",result="miss""#, 1.0),
+            delta("d_total", "", 5.0),
+        ]);
+        assert_eq!(
+            cell,
+            "c_total +10 (layer=l1,result=hit +9; layer=l1,result=miss +1), d_total +5"
+        );
+        assert_eq!(counters_cell(&[]), "-");
     }
 }
