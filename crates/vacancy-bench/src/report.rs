@@ -445,21 +445,24 @@ impl BenchReport {
             "\nCPU (in cores) and service counters (deltas), over each phase with its warm-up:\n"
         );
         md.push_str(
-            "| scenario | mode | CPU: this process | CPU: other processes | counters |\n\
-             |---|---|--:|--:|---|\n",
+            "| scenario | mode | CPU: this process | CPU: PostgreSQL | CPU: other processes | counters |\n\
+             |---|---|--:|--:|--:|---|\n",
         );
         for scenario in &self.scenarios {
             for p in &scenario.phases {
                 let cell = counters_cell(&p.counters);
-                let (mine, others) = p.cpu.map_or(("-".to_owned(), "-".to_owned()), |c| {
-                    (
-                        format!("{:.2}", c.this_process_cores),
-                        format!("{:.2}", c.other_cores),
-                    )
-                });
+                let cpu = p.cpu.map_or_else(
+                    || "- | - | -".to_owned(),
+                    |c| {
+                        format!(
+                            "{:.2} | {:.2} | {:.2}",
+                            c.this_process_cores, c.postgres_cores, c.other_cores
+                        )
+                    },
+                );
                 let _ = writeln!(
                     md,
-                    "| {} | {} | {mine} | {others} | {cell} |",
+                    "| {} | {} | {cpu} | {cell} |",
                     scenario.name,
                     p.mode_label()
                 );

@@ -318,8 +318,8 @@ async fn measured_phase(
         report.latency.max_ms,
         report.errors,
         report.cpu.map_or(String::new(), |c| format!(
-            "; CPU {:.2} cores here, {:.2} elsewhere",
-            c.this_process_cores, c.other_cores
+            "; CPU in cores: {:.2} here, {:.2} PostgreSQL, {:.2} other processes",
+            c.this_process_cores, c.postgres_cores, c.other_cores
         ))
     );
     Ok(report)

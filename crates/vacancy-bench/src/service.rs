@@ -64,11 +64,11 @@ impl InProcessService {
                 Ok(service)
             }
             Ok(Ok(Err(e))) => {
-                service.stop().await.ok();
+                service.stop_and_drop_database().await.ok();
                 Err(e.context("starting the service"))
             }
             Ok(Err(_)) | Err(_) => {
-                service.stop().await.ok();
+                service.stop_and_drop_database().await.ok();
                 anyhow::bail!("the service did not start within {STARTUP_TIMEOUT:?}")
             }
         }
