@@ -16,6 +16,7 @@ pub mod idempotency;
 pub mod observe;
 pub mod openapi;
 pub mod routes;
+pub mod shed;
 pub mod state;
 mod tasks;
 
@@ -101,8 +102,11 @@ impl Default for TaskConfig {
 pub fn app(state: AppState) -> Router {
     let max_body = state.config.max_body_bytes;
     let request_id = HeaderName::from_static("x-request-id");
+    let bulkheads = shed::Bulkheads::new(&state.config.concurrency);
+    // Outermost first: request ids, panics, metrics and logs see every request, shed or not.
     routes::router(state)
         .layer(DefaultBodyLimit::max(max_body))
+        .layer(axum::middleware::from_fn_with_state(bulkheads, shed::shed))
         .layer(axum::middleware::from_fn(observe::observe))
         .layer(CatchPanicLayer::custom(|_panic| {
             axum::response::IntoResponse::into_response(ApiError::Internal(

@@ -10,6 +10,7 @@ mod idempotency;
 mod listings;
 mod nats;
 mod ops;
+mod overload;
 mod races;
 mod redis;
 mod rules;
