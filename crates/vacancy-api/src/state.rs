@@ -9,6 +9,7 @@ use vacancy_cache::ReadPath;
 use vacancy_store::Store;
 
 use crate::clock::Clock;
+use crate::ratelimit::RateLimitConfig;
 use crate::shed::ConcurrencyLimits;
 
 /// Tunables of the HTTP API.
@@ -24,6 +25,8 @@ pub struct ApiConfig {
     pub max_body_bytes: usize,
     /// Bulkheads: concurrency limits per class of request (see `shed`).
     pub concurrency: ConcurrencyLimits,
+    /// Per-client request rate (see `ratelimit`).
+    pub rate_limit: RateLimitConfig,
 }
 
 impl Default for ApiConfig {
@@ -34,6 +37,7 @@ impl Default for ApiConfig {
             idempotency_lease: Duration::from_secs(60),
             max_body_bytes: 256 * 1024,
             concurrency: ConcurrencyLimits::default(),
+            rate_limit: RateLimitConfig::default(),
         }
     }
 }

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use vacancy_api::ratelimit::RateLimitConfig;
 use vacancy_api::shed::ConcurrencyLimits;
 use vacancy_api::{ApiConfig, Application, ServeConfig, SystemClock, TaskConfig};
 use vacancy_cache::CacheConfig;
@@ -129,6 +130,13 @@ struct ServeArgs {
     /// Longest a request waits for a free slot of its class before it is shed, in milliseconds.
     #[arg(long, env = "VACANCY_SHED_QUEUE_WAIT_MS", default_value_t = 50)]
     shed_queue_wait_ms: u64,
+    /// Requests per second each client may send (keyed on its bearer token's subject, else its
+    /// IP address); more are answered 429. 0 turns rate limiting off.
+    #[arg(long, env = "VACANCY_RATE_LIMIT_PER_SECOND", default_value_t = 0)]
+    rate_limit_per_second: u32,
+    /// Requests a client may send at once after being idle.
+    #[arg(long, env = "VACANCY_RATE_LIMIT_BURST", default_value_t = 2_000)]
+    rate_limit_burst: u32,
 }
 
 #[derive(Debug, Args)]
@@ -179,6 +187,10 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             batch: args.max_concurrent_batch,
             writes: args.max_concurrent_writes,
             queue_wait: Duration::from_millis(args.shed_queue_wait_ms),
+        },
+        rate_limit: RateLimitConfig {
+            per_second: args.rate_limit_per_second,
+            burst: args.rate_limit_burst,
         },
         ..ApiConfig::default()
     };

@@ -12,6 +12,7 @@ mod nats;
 mod ops;
 mod overload;
 mod races;
+mod rate_limits;
 mod redis;
 mod rules;
 mod stays;
