@@ -104,7 +104,7 @@ pub fn app(state: AppState) -> Router {
     let max_body = state.config.max_body_bytes;
     let request_id = HeaderName::from_static("x-request-id");
     let bulkheads = shed::Bulkheads::new(&state.config.concurrency);
-    let client_limits = ratelimit::ClientLimits::new(state.config.rate_limit);
+    let client_limits = ratelimit::ClientLimits::new(&state.config.rate_limit);
     // Read bottom-up: request ids, panics, metrics and logs see every request, limited or not;
     // a client over its rate is refused before it can take a bulkhead slot.
     routes::router(state)
@@ -135,6 +135,7 @@ pub struct Application {
 impl Application {
     /// Connects to the database, applies migrations and binds the listener.
     pub async fn build(config: ServeConfig, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
+        ratelimit::check_config(&config.api.rate_limit).map_err(anyhow::Error::msg)?;
         let store = Store::connect(&config.store).await?;
         store.migrate().await?;
         let listener = tokio::net::TcpListener::bind(config.listen).await?;

@@ -11,8 +11,10 @@
 //! `RateLimit-Remaining` and `RateLimit-Reset` (seconds until the bucket is full again), the
 //! header fields of the IETF `draft-ietf-httpapi-ratelimit-headers`. A request over the limit
 //! never reaches a handler: it is a `429 urn:vacancy:problem:rate-limited` with `Retry-After`.
-//! Operations endpoints are never limited. Limits are per replica: N replicas let a client
-//! through at up to N times the rate.
+//! Operations endpoints are never limited. Buckets live in this replica's memory (N replicas
+//! let a client through at up to N times the rate) unless [`SharedRateLimits`] names a Redis,
+//! where every replica then keeps the same buckets (`shared`); when that Redis cannot answer,
+//! the local buckets do.
 //!
 //! Metric: `vacancy_rate_limited_total`.
 
@@ -35,13 +37,54 @@ use governor::{Quota, RateLimiter};
 
 use crate::error::ApiError;
 
+mod shared;
+
 /// Per-client request rate.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct RateLimitConfig {
     /// Sustained requests per second per client; 0 turns rate limiting off.
     pub per_second: u32,
     /// Requests a client may send at once after being idle (at least 1).
     pub burst: u32,
+    /// Keep the buckets in Redis, shared by every replica; `None`: in this replica's memory.
+    pub shared: Option<SharedRateLimits>,
+}
+
+/// Buckets shared by every replica through Redis.
+#[derive(Clone)]
+pub struct SharedRateLimits {
+    /// A standalone Redis (`redis://…`); may hold a password, so it is never printed.
+    pub redis_url: String,
+    /// Prefix of the bucket keys, e.g. `vacancy:ratelimit:`.
+    pub key_prefix: String,
+}
+
+impl SharedRateLimits {
+    pub fn new(redis_url: impl Into<String>) -> Self {
+        Self {
+            redis_url: redis_url.into(),
+            key_prefix: "vacancy:ratelimit:".to_owned(),
+        }
+    }
+}
+
+impl std::fmt::Debug for SharedRateLimits {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SharedRateLimits")
+            .field("redis_url", &"<redacted>")
+            .field("key_prefix", &self.key_prefix)
+            .finish()
+    }
+}
+
+/// Checks what can be checked before serving: a shared Redis URL must be understood.
+pub fn check_config(config: &RateLimitConfig) -> Result<(), String> {
+    match &config.shared {
+        Some(shared) if config.per_second > 0 => redis::Client::open(shared.redis_url.as_str())
+            .map(|_| ())
+            .map_err(|e| format!("invalid rate-limit Redis URL: {e}")),
+        _ => Ok(()),
+    }
 }
 
 impl Default for RateLimitConfig {
@@ -51,6 +94,7 @@ impl Default for RateLimitConfig {
         Self {
             per_second: 0,
             burst: 2_000,
+            shared: None,
         }
     }
 }
@@ -67,6 +111,7 @@ const MAX_SUBJECT_BYTES: usize = 256;
 /// The buckets of every client seen recently.
 pub struct ClientLimits {
     limiter: Limiter,
+    shared: Option<shared::SharedBuckets>,
     burst: u32,
     replenish: Duration,
     checks: AtomicU64,
@@ -74,19 +119,43 @@ pub struct ClientLimits {
 
 impl ClientLimits {
     /// `None` when rate limiting is off.
-    pub fn new(config: RateLimitConfig) -> Option<Arc<Self>> {
+    pub fn new(config: &RateLimitConfig) -> Option<Arc<Self>> {
         let per_second = NonZeroU32::new(config.per_second)?;
         let burst = NonZeroU32::new(config.burst).unwrap_or(NonZeroU32::MIN);
         let quota = Quota::per_second(per_second).allow_burst(burst);
+        let shared = config.shared.as_ref().and_then(|shared| {
+            let buckets = shared::SharedBuckets::new(
+                &shared.redis_url,
+                &shared.key_prefix,
+                quota.replenish_interval(),
+                burst.get(),
+            );
+            // `check_config` refuses a bad URL at start-up; this is the last line of defence.
+            buckets
+                .inspect_err(|error| tracing::error!(%error, "shared rate limits disabled"))
+                .ok()
+        });
         Some(Arc::new(Self {
             limiter: RateLimiter::dashmap(quota).with_middleware::<StateInformationMiddleware>(),
+            shared,
             burst: burst.get(),
             replenish: quota.replenish_interval(),
             checks: AtomicU64::new(0),
         }))
     }
 
-    /// Takes one request from `client`'s bucket.
+    /// Takes one request from `client`'s bucket: the shared one when there is one and Redis
+    /// answers, else this replica's.
+    pub async fn take(&self, client: &str) -> Decision {
+        if let Some(shared) = &self.shared
+            && let Some(decision) = shared.check(client).await
+        {
+            return decision;
+        }
+        self.check(client)
+    }
+
+    /// Takes one request from `client`'s bucket in this replica's memory.
     pub fn check(&self, client: &str) -> Decision {
         if self.checks.fetch_add(1, Ordering::Relaxed) % FORGET_EVERY == FORGET_EVERY - 1 {
             self.limiter.retain_recent();
@@ -200,7 +269,7 @@ pub async fn limit(
         .get::<ConnectInfo<SocketAddr>>()
         .map(|info| info.0);
     let client = client_key(request.headers(), peer);
-    match limits.check(&client) {
+    match limits.take(&client).await {
         Decision::Allowed(headers) => {
             let mut response = next.run(request).await;
             headers.apply(response.headers_mut());
@@ -271,9 +340,10 @@ mod tests {
 
     #[test]
     fn a_bucket_allows_its_burst_then_limits_with_a_retry_time() {
-        let limits = ClientLimits::new(RateLimitConfig {
+        let limits = ClientLimits::new(&RateLimitConfig {
             per_second: 1,
             burst: 3,
+            shared: None,
         })
         .expect("on");
         let first = limits.check("a");
@@ -307,9 +377,10 @@ mod tests {
     #[test]
     fn zero_per_second_is_off() {
         assert!(
-            ClientLimits::new(RateLimitConfig {
+            ClientLimits::new(&RateLimitConfig {
                 per_second: 0,
-                burst: 10
+                burst: 10,
+                shared: None,
             })
             .is_none()
         );

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use vacancy_api::ratelimit::RateLimitConfig;
+use vacancy_api::ratelimit::{RateLimitConfig, SharedRateLimits};
 use vacancy_api::shed::ConcurrencyLimits;
 use vacancy_api::{ApiConfig, Application, ServeConfig, SystemClock, TaskConfig};
 use vacancy_cache::CacheConfig;
@@ -137,6 +137,10 @@ struct ServeArgs {
     /// Requests a client may send at once after being idle.
     #[arg(long, env = "VACANCY_RATE_LIMIT_BURST", default_value_t = 2_000)]
     rate_limit_burst: u32,
+    /// A standalone Redis (`redis://…`) that keeps the rate-limit buckets, shared by every
+    /// replica. Without it each replica limits on its own; when it is down, too.
+    #[arg(long, env = "VACANCY_RATE_LIMIT_REDIS_URL", hide_env_values = true)]
+    rate_limit_redis_url: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -191,6 +195,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         rate_limit: RateLimitConfig {
             per_second: args.rate_limit_per_second,
             burst: args.rate_limit_burst,
+            shared: args.rate_limit_redis_url.map(SharedRateLimits::new),
         },
         ..ApiConfig::default()
     };
