@@ -7,6 +7,9 @@
 //!   anything: handlers validate everything before they call the store;
 //! - a conflict with other claims is a 409 that names the `nights`; broken stay rules are a 422
 //!   that lists machine-readable `reasons`;
+//! - a class of requests over its concurrency limit is a 503 `overloaded` with `Retry-After`
+//!   (`shed`), a client over its rate a 429 `rate-limited` with `Retry-After` and `RateLimit-*`
+//!   headers (`ratelimit`);
 //! - the database being unreachable is a 503 with `Retry-After`; anything unexpected is a 500
 //!   whose detail says nothing internal. Errors are logged by the logging middleware from the
 //!   status, not here.
@@ -73,6 +76,10 @@ pub enum ApiError {
     Store(#[from] StoreError),
     #[error("not ready: {0}")]
     NotReady(String),
+    #[error("overloaded: too many {0} requests in flight")]
+    Overloaded(&'static str),
+    #[error("rate limited")]
+    RateLimited,
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -139,6 +146,18 @@ impl ApiError {
                 "not-ready",
                 "Not ready",
                 "the service cannot serve requests yet: its database is unreachable or not migrated".into(),
+            ),
+            ApiError::Overloaded(class) => p(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "overloaded",
+                "Overloaded",
+                format!("too many {class} requests are in progress; retry shortly"),
+            ),
+            ApiError::RateLimited => p(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate-limited",
+                "Too many requests",
+                "this client is over its request rate; retry after the time in Retry-After".into(),
             ),
             ApiError::Internal(_) => {
                 p(StatusCode::INTERNAL_SERVER_ERROR, "internal", "Internal error", "something went wrong on our side".into())

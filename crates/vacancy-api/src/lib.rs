@@ -15,7 +15,9 @@ pub mod extract;
 pub mod idempotency;
 pub mod observe;
 pub mod openapi;
+pub mod ratelimit;
 pub mod routes;
+pub mod shed;
 pub mod state;
 mod tasks;
 
@@ -101,8 +103,17 @@ impl Default for TaskConfig {
 pub fn app(state: AppState) -> Router {
     let max_body = state.config.max_body_bytes;
     let request_id = HeaderName::from_static("x-request-id");
+    let bulkheads = shed::Bulkheads::new(&state.config.concurrency);
+    let client_limits = ratelimit::ClientLimits::new(&state.config.rate_limit);
+    // Read bottom-up: request ids, panics, metrics and logs see every request, limited or not;
+    // a client over its rate is refused before it can take a bulkhead slot.
     routes::router(state)
         .layer(DefaultBodyLimit::max(max_body))
+        .layer(axum::middleware::from_fn_with_state(bulkheads, shed::shed))
+        .layer(axum::middleware::from_fn_with_state(
+            client_limits,
+            ratelimit::limit,
+        ))
         .layer(axum::middleware::from_fn(observe::observe))
         .layer(CatchPanicLayer::custom(|_panic| {
             axum::response::IntoResponse::into_response(ApiError::Internal(
@@ -124,6 +135,7 @@ pub struct Application {
 impl Application {
     /// Connects to the database, applies migrations and binds the listener.
     pub async fn build(config: ServeConfig, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
+        ratelimit::check_config(&config.api.rate_limit).map_err(anyhow::Error::msg)?;
         let store = Store::connect(&config.store).await?;
         store.migrate().await?;
         let listener = tokio::net::TcpListener::bind(config.listen).await?;
@@ -185,7 +197,9 @@ impl Application {
             token.clone(),
         );
         let serve_token = token.clone();
-        let server = axum::serve(self.listener, app(self.state.clone()))
+        // Peer addresses reach the handlers (the rate limiter keys anonymous clients on them).
+        let service = app(self.state.clone()).into_make_service_with_connect_info::<SocketAddr>();
+        let server = axum::serve(self.listener, service)
             .with_graceful_shutdown(async move { serve_token.cancelled().await });
         let signal_token = token.clone();
         tokio::spawn(async move {

@@ -9,6 +9,8 @@ use vacancy_cache::ReadPath;
 use vacancy_store::Store;
 
 use crate::clock::Clock;
+use crate::ratelimit::RateLimitConfig;
+use crate::shed::ConcurrencyLimits;
 
 /// Tunables of the HTTP API.
 #[derive(Debug, Clone)]
@@ -21,6 +23,10 @@ pub struct ApiConfig {
     pub idempotency_lease: Duration,
     /// Largest request body accepted.
     pub max_body_bytes: usize,
+    /// Bulkheads: concurrency limits per class of request (see `shed`).
+    pub concurrency: ConcurrencyLimits,
+    /// Per-client request rate (see `ratelimit`).
+    pub rate_limit: RateLimitConfig,
 }
 
 impl Default for ApiConfig {
@@ -30,6 +36,8 @@ impl Default for ApiConfig {
             max_hold_ttl: Duration::from_secs(24 * 60 * 60),
             idempotency_lease: Duration::from_secs(60),
             max_body_bytes: 256 * 1024,
+            concurrency: ConcurrencyLimits::default(),
+            rate_limit: RateLimitConfig::default(),
         }
     }
 }

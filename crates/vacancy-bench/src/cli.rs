@@ -61,6 +61,19 @@ pub struct BenchArgs {
     #[arg(long)]
     pub rate: Option<f64>,
 
+    /// Run each scenario as a spike profile instead: open loop at --rate for --duration, then
+    /// --spike-factor times that for --spike-duration, then --rate again for --duration.
+    #[arg(long, requires = "rate")]
+    pub spike: bool,
+
+    /// How many times the steady rate the spike sends.
+    #[arg(long, default_value_t = 10.0)]
+    pub spike_factor: f64,
+
+    /// How long the spike lasts.
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    pub spike_duration: Duration,
+
     /// After each closed-loop phase, also run open loop at this fraction of the throughput it
     /// reached (e.g. 0.5 for "half of peak").
     #[arg(long, conflicts_with = "rate")]

@@ -5,6 +5,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use vacancy_api::ratelimit::{RateLimitConfig, SharedRateLimits};
+use vacancy_api::shed::ConcurrencyLimits;
 use vacancy_api::{ApiConfig, Application, ServeConfig, SystemClock, TaskConfig};
 use vacancy_cache::CacheConfig;
 use vacancy_events::BusConfig;
@@ -31,7 +33,7 @@ pub enum LogFormat {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Serve the HTTP API (embedded default: SQLite under ./data, 127.0.0.1:8080).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Apply database migrations and exit.
     Migrate(DatabaseArgs),
     /// Load realistic demo data: listings in many time zones, with bookings and blocks.
@@ -112,6 +114,33 @@ struct ServeArgs {
     /// Age after which a cached calendar is refreshed in the background while still served.
     #[arg(long, env = "VACANCY_CACHE_FRESH_SECS", default_value_t = 30)]
     cache_fresh_secs: u64,
+    /// How long an idempotent write may run before a retry with its key may take it over, in
+    /// seconds (also how long a crashed attempt blocks its key).
+    #[arg(long, env = "VACANCY_IDEMPOTENCY_LEASE_SECS", default_value_t = 60)]
+    idempotency_lease_secs: u64,
+    /// Most single reads (calendar, availability, GETs) served at once; more are shed with 503.
+    #[arg(long, env = "VACANCY_MAX_CONCURRENT_READS", default_value_t = 512)]
+    max_concurrent_reads: usize,
+    /// Most batch availability checks served at once; more are shed with 503.
+    #[arg(long, env = "VACANCY_MAX_CONCURRENT_BATCH", default_value_t = 32)]
+    max_concurrent_batch: usize,
+    /// Most writes served at once; more are shed with 503.
+    #[arg(long, env = "VACANCY_MAX_CONCURRENT_WRITES", default_value_t = 64)]
+    max_concurrent_writes: usize,
+    /// Longest a request waits for a free slot of its class before it is shed, in milliseconds.
+    #[arg(long, env = "VACANCY_SHED_QUEUE_WAIT_MS", default_value_t = 50)]
+    shed_queue_wait_ms: u64,
+    /// Requests per second each client may send (keyed on its bearer token's subject, else its
+    /// IP address); more are answered 429. 0 turns rate limiting off.
+    #[arg(long, env = "VACANCY_RATE_LIMIT_PER_SECOND", default_value_t = 0)]
+    rate_limit_per_second: u32,
+    /// Requests a client may send at once after being idle.
+    #[arg(long, env = "VACANCY_RATE_LIMIT_BURST", default_value_t = 2_000)]
+    rate_limit_burst: u32,
+    /// A standalone Redis (`redis://…`) that keeps the rate-limit buckets, shared by every
+    /// replica. Without it each replica limits on its own; when it is down, too.
+    #[arg(long, env = "VACANCY_RATE_LIMIT_REDIS_URL", hide_env_values = true)]
+    rate_limit_redis_url: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -129,7 +158,7 @@ struct SeedArgs {
 impl Cli {
     pub async fn run(self) -> anyhow::Result<()> {
         match self.command {
-            Command::Serve(args) => serve(args).await,
+            Command::Serve(args) => serve(*args).await,
             Command::Migrate(args) => {
                 let store = Store::connect(&args.options()).await?;
                 store.migrate().await?;
@@ -156,6 +185,18 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let mut config = ServeConfig::new(args.listen, args.database.options());
     config.api = ApiConfig {
         default_hold_ttl: Duration::from_secs(args.default_hold_ttl_secs),
+        idempotency_lease: Duration::from_secs(args.idempotency_lease_secs.max(1)),
+        concurrency: ConcurrencyLimits {
+            reads: args.max_concurrent_reads,
+            batch: args.max_concurrent_batch,
+            writes: args.max_concurrent_writes,
+            queue_wait: Duration::from_millis(args.shed_queue_wait_ms),
+        },
+        rate_limit: RateLimitConfig {
+            per_second: args.rate_limit_per_second,
+            burst: args.rate_limit_burst,
+            shared: args.rate_limit_redis_url.map(SharedRateLimits::new),
+        },
         ..ApiConfig::default()
     };
     config.tasks = TaskConfig {

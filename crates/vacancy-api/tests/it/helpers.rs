@@ -46,12 +46,34 @@ pub async fn spawn_on(database_url: &str, clock: Arc<ManualClock>) -> TestApp {
     spawn_with(database_url, clock, BusConfig::Local, None).await
 }
 
+/// Starts the service on a fresh database of `backend`, with `tune` applied to its config.
+pub async fn spawn_tuned(backend: Backend, tune: impl FnOnce(&mut ServeConfig)) -> TestApp {
+    let url = fresh_database_url(backend)
+        .await
+        .expect("fresh test database");
+    let clock = Arc::new(ManualClock::new(START.parse().expect("start instant")));
+    spawn_custom(&url, clock, |config| tune(config)).await
+}
+
 /// Starts a replica on an existing database with the given event bus.
 pub async fn spawn_with(
     database_url: &str,
     clock: Arc<ManualClock>,
     bus: BusConfig,
     l2: Option<vacancy_l2::L2Config>,
+) -> TestApp {
+    spawn_custom(database_url, clock, |config| {
+        config.bus = bus;
+        config.l2 = l2;
+    })
+    .await
+}
+
+/// Starts a replica on an existing database; `tune` adjusts the test defaults.
+pub async fn spawn_custom(
+    database_url: &str,
+    clock: Arc<ManualClock>,
+    tune: impl FnOnce(&mut ServeConfig),
 ) -> TestApp {
     let mut store_options = StoreOptions::new(database_url);
     store_options.max_connections = 8;
@@ -64,8 +86,7 @@ pub async fn spawn_with(
         ..TaskConfig::default()
     };
     config.drain_timeout = Duration::from_secs(5);
-    config.bus = bus;
-    config.l2 = l2;
+    tune(&mut config);
     let app = Application::build(config, clock.clone())
         .await
         .expect("service starts");
