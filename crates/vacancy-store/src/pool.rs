@@ -44,6 +44,8 @@ impl StoreOptions {
 pub struct Store {
     pub(crate) pool: AnyPool,
     pub(crate) backend: Backend,
+    /// Who writes through this handle (see [`Store::acting_as`]); `None` for system work.
+    pub(crate) actor: Option<std::sync::Arc<crate::Actor>>,
 }
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -98,7 +100,11 @@ impl Store {
             })
             .connect_with(connect)
             .await?;
-        Ok(Self { pool, backend })
+        Ok(Self {
+            pool,
+            backend,
+            actor: None,
+        })
     }
 
     /// Applies every pending migration of this backend.
