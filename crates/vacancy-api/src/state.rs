@@ -6,6 +6,7 @@ use std::time::Duration;
 use metrics_exporter_prometheus::PrometheusHandle;
 use vacancy_store::Store;
 
+use crate::auth::Verifier;
 use crate::clock::Clock;
 
 /// Tunables of the HTTP API.
@@ -19,6 +20,8 @@ pub struct ApiConfig {
     pub idempotency_lease: Duration,
     /// Largest request body accepted.
     pub max_body_bytes: usize,
+    /// Largest request head accepted (the URI plus every header name and value), in bytes.
+    pub max_head_bytes: usize,
 }
 
 impl Default for ApiConfig {
@@ -28,15 +31,17 @@ impl Default for ApiConfig {
             max_hold_ttl: Duration::from_secs(24 * 60 * 60),
             idempotency_lease: Duration::from_secs(60),
             max_body_bytes: 256 * 1024,
+            max_head_bytes: 32 * 1024,
         }
     }
 }
 
-/// Shared state: the store, the clock, the metrics registry and the config.
+/// Shared state: the store, the clock, the metrics registry, the token verifier and the config.
 #[derive(Clone)]
 pub struct AppState {
     pub store: Store,
     pub clock: Arc<dyn Clock>,
     pub metrics: PrometheusHandle,
     pub config: Arc<ApiConfig>,
+    pub auth: Arc<Verifier>,
 }

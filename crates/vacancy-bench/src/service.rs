@@ -11,7 +11,11 @@ use std::time::Duration;
 
 use sqlx::{Connection, Executor};
 use tokio::sync::oneshot;
-use vacancy_api::{ApiConfig, Application, ServeConfig, SystemClock, TaskConfig};
+use vacancy_api::auth::dev::{DEV_AUDIENCE, DEV_ISSUER, DevKeys, MintClaims};
+use vacancy_api::{
+    ApiConfig, Application, AuthConfig, Clock, ConnectionLimits, Role, ServeConfig, SystemClock,
+    TaskConfig,
+};
 use vacancy_store::{Backend, StoreOptions};
 
 /// How the in-process service runs.
@@ -31,6 +35,8 @@ pub struct InProcessService {
     backend: Backend,
     shutdown: Option<oneshot::Sender<()>>,
     thread: Option<JoinHandle<anyhow::Result<()>>>,
+    /// The key pair the service trusts (made for this run).
+    keys: Arc<DevKeys>,
 }
 
 /// How long the service may take to connect, migrate and bind.
@@ -43,12 +49,17 @@ impl InProcessService {
         let database_url = vacancy_store::testing::fresh_database_url(options.backend).await?;
         let mut store = StoreOptions::new(database_url.clone());
         store.max_connections = options.db_max_connections;
+        let keys = Arc::new(DevKeys::generate()?);
         let config = ServeConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             store,
             api: ApiConfig::default(),
             tasks: TaskConfig::default(),
             drain_timeout: Duration::from_secs(5),
+            auth: AuthConfig::inline(keys.jwks(), DEV_ISSUER, DEV_AUDIENCE),
+            tls: None,
+            metrics_listen: None,
+            limits: ConnectionLimits::default(),
         };
         let (bound_tx, bound_rx) = oneshot::channel::<anyhow::Result<SocketAddr>>();
         let (shutdown_tx, shutdown_rx) = oneshot::channel::<()>();
@@ -62,6 +73,7 @@ impl InProcessService {
             backend: options.backend,
             shutdown: Some(shutdown_tx),
             thread: Some(thread),
+            keys,
         };
         match tokio::time::timeout(STARTUP_TIMEOUT, bound_rx).await {
             Ok(Ok(Ok(addr))) => {
@@ -81,6 +93,13 @@ impl InProcessService {
 
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// An admin token the service accepts, valid for a day.
+    pub fn admin_token(&self) -> anyhow::Result<String> {
+        let now = SystemClock.now().as_second();
+        self.keys
+            .mint(&MintClaims::new("bench", Role::Admin, now, 24 * 60 * 60))
     }
 
     pub fn database_url(&self) -> &str {
