@@ -122,15 +122,16 @@ impl From<&Listing> for ListingBody {
 
 /// A range of nights `[start, end)` in the query string.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct RangeQuery {
     /// First night.
     #[serde(deserialize_with = "civil_date")]
-    #[param(value_type = String, format = Date)]
+    #[param(value_type = String, format = Date, required = true)]
     pub start: Date,
     /// The day after the last night.
     #[serde(deserialize_with = "civil_date")]
-    #[param(value_type = String, format = Date)]
+    #[param(value_type = String, format = Date, required = true)]
     pub end: Date,
 }
 
@@ -142,15 +143,17 @@ impl RangeQuery {
 
 /// A stay in the query string.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct StayQuery {
     #[serde(deserialize_with = "civil_date")]
-    #[param(value_type = String, format = Date)]
+    #[param(value_type = String, format = Date, required = true)]
     pub check_in: Date,
     #[serde(deserialize_with = "civil_date")]
-    #[param(value_type = String, format = Date)]
+    #[param(value_type = String, format = Date, required = true)]
     pub check_out: Date,
     /// Units wanted (default 1).
+    #[param(nullable = false)]
     pub units: Option<u32>,
 }
 

@@ -1,6 +1,11 @@
 //! The OpenAPI document, assembled from the handlers' annotations so it cannot drift from them.
 
+use utoipa::openapi::content::ContentBuilder;
+use utoipa::openapi::path::{Operation, ParameterBuilder, ParameterIn};
+use utoipa::openapi::response::ResponseBuilder;
+use utoipa::openapi::schema::{ObjectBuilder, Type};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::{Ref, RefOr, Required};
 use utoipa::{Modify, OpenApi};
 
 use crate::routes::{audit, availability, blocks, listings, ops, stays};
@@ -30,7 +35,7 @@ use crate::routes::{audit, availability, blocks, listings, ops, stays};
         audit::list,
         ops::healthz, ops::readyz, ops::metrics, ops::openapi,
     ),
-    modifiers(&BearerAuth),
+    modifiers(&BearerAuth, &EdgeResponses),
     security(("bearer" = [])),
     tags(
         (name = "listings", description = "Bookable things and their stay rules"),
@@ -62,5 +67,97 @@ impl Modify for BearerAuth {
                     .build(),
             ),
         );
+    }
+}
+
+/// What every operation shares, written once instead of on each handler: the `{id}` path
+/// parameter, the problem responses the edge itself can give (400 malformed JSON, 401 without
+/// a valid token, 413/415 for bodies, 422 for bad input, 431 for oversized heads, 503 when the
+/// database is away), and `application/problem+json` as the media type of every problem.
+struct EdgeResponses;
+
+impl Modify for EdgeResponses {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            let operations = [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.patch,
+            ];
+            for operation in operations.into_iter().flatten() {
+                complete(path, operation);
+            }
+        }
+    }
+}
+
+fn complete(path: &str, operation: &mut Operation) {
+    if path.contains("{id}") {
+        let parameters = operation.parameters.get_or_insert_with(Vec::new);
+        if !parameters.iter().any(|p| p.name == "id") {
+            let id = ObjectBuilder::new()
+                .schema_type(Type::String)
+                .min_length(Some(1))
+                .max_length(Some(crate::dto::MAX_ID_LEN));
+            parameters.insert(
+                0,
+                ParameterBuilder::new()
+                    .name("id")
+                    .parameter_in(ParameterIn::Path)
+                    .required(Required::True)
+                    .description(Some("The resource's id"))
+                    .schema(Some(id))
+                    .build(),
+            );
+        }
+    }
+    let mut edge: Vec<(&str, &str)> = vec![("431", "Request line and headers too large")];
+    if path.starts_with("/v1/") {
+        edge.extend([
+            ("401", "No valid bearer token"),
+            ("422", "Invalid input; `errors` names the fields"),
+            (
+                "503",
+                "The database is unreachable; retry after `Retry-After`",
+            ),
+        ]);
+    }
+    if operation.request_body.is_some() {
+        edge.extend([
+            ("400", "The body is not JSON"),
+            ("413", "The body is too large"),
+            ("415", "The body is not application/json"),
+        ]);
+    }
+    let responses = &mut operation.responses.responses;
+    for (status, description) in edge {
+        responses.entry(status.to_owned()).or_insert_with(|| {
+            RefOr::T(
+                ResponseBuilder::new()
+                    .description(description)
+                    .content(
+                        "application/problem+json",
+                        ContentBuilder::new()
+                            .schema(Some(Ref::from_schema_name("Problem")))
+                            .build(),
+                    )
+                    .build(),
+            )
+        });
+    }
+    for response in responses.values_mut() {
+        let RefOr::T(response) = response else {
+            continue;
+        };
+        let is_problem = response.content.get("application/json").is_some_and(
+            |c| matches!(&c.schema, Some(RefOr::Ref(r)) if r.ref_location.ends_with("/Problem")),
+        );
+        if is_problem && let Some(content) = response.content.shift_remove("application/json") {
+            response
+                .content
+                .insert("application/problem+json".to_owned(), content);
+        }
     }
 }

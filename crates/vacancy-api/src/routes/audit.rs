@@ -15,11 +15,14 @@ use crate::state::AppState;
 
 /// Which audit records to list.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct AuditQuery {
     /// Only this listing's records.
+    #[param(nullable = false)]
     pub listing_id: Option<String>,
     /// Most records to return, newest first (1–1000, default 100).
+    #[param(nullable = false, minimum = 1, maximum = 1000)]
     pub limit: Option<u32>,
 }
 
