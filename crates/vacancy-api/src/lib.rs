@@ -17,6 +17,7 @@ pub mod clock;
 pub mod dto;
 pub mod error;
 pub mod extract;
+pub mod fuzzing;
 pub mod idempotency;
 pub mod observe;
 pub mod openapi;

@@ -120,9 +120,8 @@ impl std::fmt::Debug for Verifier {
 }
 
 impl Verifier {
-    /// Loads the file and inline keys and fetches the URL's once. Fails when no key at all
-    /// can be had: a service that can verify nothing must not start.
-    pub async fn load(config: AuthConfig) -> anyhow::Result<Self> {
+    /// Loads the file and inline keys; fetches nothing (see [`Verifier::load`]).
+    pub fn new(config: AuthConfig) -> anyhow::Result<Self> {
         crate::tls::install_crypto_provider();
         let mut fixed = Vec::new();
         if let Some(path) = &config.jwks_file {
@@ -136,12 +135,18 @@ impl Verifier {
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(5))
             .build()?;
-        let verifier = Self {
+        Ok(Self {
             config,
             fixed,
             fetched: RwLock::new(Arc::new(Vec::new())),
             http,
-        };
+        })
+    }
+
+    /// Loads the file and inline keys and fetches the URL's once. Fails when no key at all
+    /// can be had: a service that can verify nothing must not start.
+    pub async fn load(config: AuthConfig) -> anyhow::Result<Self> {
+        let verifier = Self::new(config)?;
         if verifier.config.jwks_url.is_some()
             && let Err(error) = verifier.refresh().await
         {
