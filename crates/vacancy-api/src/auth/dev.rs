@@ -162,3 +162,27 @@ fn write_private(path: &Path, pem: &str) -> anyhow::Result<()> {
 fn write_private(path: &Path, pem: &str) -> anyhow::Result<()> {
     Ok(std::fs::write(path, pem)?)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dev_keys_are_created_once_and_reused() {
+        let dir = std::env::temp_dir().join(format!("vacancy-dev-keys-{}", uuid::Uuid::now_v7()));
+        let first = DevKeys::load_or_create(&dir).expect("create");
+        let again = DevKeys::load_or_create(&dir).expect("reuse");
+        assert_eq!(first.kid(), again.kid());
+        let jwks = std::fs::read_to_string(DevKeys::jwks_path(&dir)).expect("jwks written");
+        assert_eq!(jwks, first.jwks());
+        assert!(
+            !jwks.contains("\"d\""),
+            "the JWKS must not carry the private key"
+        );
+        let token = again
+            .mint(&MintClaims::new("alice", Role::Host, 0, 60))
+            .expect("mint");
+        assert_eq!(token.split('.').count(), 3);
+        std::fs::remove_dir_all(&dir).ok();
+    }
+}

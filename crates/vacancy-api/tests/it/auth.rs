@@ -648,3 +648,48 @@ crate::backend_tests!(
     bad_tokens_are_rejected,
     operations_endpoints_stay_open,
 );
+
+/// EdDSA (Ed25519) keys work next to ES256 ones, each picked by its `kid`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn eddsa_tokens_are_accepted_from_the_jwks() {
+    let ed = rcgen::KeyPair::generate_for(&rcgen::PKCS_ED25519).expect("ed25519 key");
+    let ed_jwk = json!({ "kty": "OKP", "crv": "Ed25519", "kid": "ed-1", "alg": "EdDSA", "use": "sig",
+        "x": URL_SAFE_NO_PAD.encode(ed.public_key_raw()) });
+    let mut jwks: Value = serde_json::from_str(&keys().jwks()).expect("jwks");
+    jwks["keys"].as_array_mut().expect("keys").push(ed_jwk);
+    let url = vacancy_store::testing::fresh_database_url(Backend::Sqlite)
+        .await
+        .expect("db");
+    let mut config = crate::helpers::test_config(&url);
+    config.auth.jwks_inline = Some(jwks.to_string());
+    let clock = std::sync::Arc::new(vacancy_api::ManualClock::new(
+        crate::helpers::START.parse().expect("start"),
+    ));
+    let app = crate::helpers::spawn_with(config, clock).await;
+    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::EdDSA);
+    header.kid = Some("ed-1".into());
+    let key = jsonwebtoken::EncodingKey::from_ed_pem(ed.serialize_pem().as_bytes()).expect("pem");
+    let ed_token =
+        jsonwebtoken::encode(&header, &claims(Role::Admin, "ed-admin"), &key).expect("sign");
+    let reply = app
+        .send_as(Some(&ed_token), Method::GET, "/v1/audit", None)
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    // The ES256 key still works, and an EdDSA token naming the ES256 key's kid does not.
+    let reply = app
+        .send_as(
+            Some(&token(Role::Admin, "root")),
+            Method::GET,
+            "/v1/audit",
+            None,
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::OK);
+    header.kid = Some(keys().kid().to_owned());
+    let confused =
+        jsonwebtoken::encode(&header, &claims(Role::Admin, "ed-admin"), &key).expect("sign");
+    let reply = app
+        .send_as(Some(&confused), Method::GET, "/v1/audit", None)
+        .await;
+    assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
+}
