@@ -6,7 +6,12 @@
 //! must not double as an HMAC secret), a key of the same family verifies its signature (the
 //! one with its `kid`, when it names one), its `iss` and `aud` are the configured ones, and
 //! `exp`/`nbf` hold on the service's clock within the configured leeway.
+//!
+//! A verified token is remembered (bounded, forgotten whenever the keys change), so a client
+//! reusing its token pays for the signature check once; `exp` and `nbf` are still judged on
+//! every request.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -94,6 +99,17 @@ pub struct VerifiedClaims {
     pub role: Role,
 }
 
+/// Most verified tokens remembered; the memory is cleared when full.
+const REMEMBERED_TOKENS: usize = 10_000;
+
+/// What is remembered of a verified token.
+#[derive(Clone)]
+struct Remembered {
+    claims: VerifiedClaims,
+    exp: i64,
+    nbf: Option<i64>,
+}
+
 #[derive(Deserialize)]
 struct Claims {
     sub: String,
@@ -108,6 +124,8 @@ pub struct Verifier {
     /// Keys from the file and inline document (fixed) and from the URL (replaced on refresh).
     fixed: Vec<Key>,
     fetched: RwLock<Arc<Vec<Key>>>,
+    /// Tokens whose signature and claims were verified, by token text.
+    verified: RwLock<HashMap<String, Remembered>>,
     http: reqwest::Client,
 }
 
@@ -139,6 +157,7 @@ impl Verifier {
             config,
             fixed,
             fetched: RwLock::new(Arc::new(Vec::new())),
+            verified: RwLock::new(HashMap::new()),
             http,
         })
     }
@@ -177,6 +196,11 @@ impl Verifier {
         let keys = parse_jwks(&text)?;
         let count = keys.len();
         *self.fetched.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(keys);
+        // A retired key's tokens must not live on in memory.
+        self.verified
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
         Ok(count)
     }
 
@@ -209,6 +233,30 @@ impl Verifier {
 
     /// Verifies `token` at `now`.
     pub fn verify(&self, token: &str, now: Timestamp) -> Result<VerifiedClaims, AuthFailure> {
+        let known = self
+            .verified
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(token)
+            .cloned();
+        let remembered = match known {
+            Some(remembered) => remembered,
+            None => {
+                let remembered = self.verify_signed(token)?;
+                let mut verified = self.verified.write().unwrap_or_else(|p| p.into_inner());
+                if verified.len() >= REMEMBERED_TOKENS {
+                    verified.clear();
+                }
+                verified.insert(token.to_owned(), remembered.clone());
+                remembered
+            }
+        };
+        self.judge_time(&remembered, now)?;
+        Ok(remembered.claims)
+    }
+
+    /// Checks the signature, issuer, audience, subject and role (not the time).
+    fn verify_signed(&self, token: &str) -> Result<Remembered, AuthFailure> {
         let header = jsonwebtoken::decode_header(token).map_err(|e| match e.kind() {
             ErrorKind::InvalidAlgorithmName => AuthFailure::Algorithm,
             _ => AuthFailure::Malformed,
@@ -230,7 +278,7 @@ impl Verifier {
         let mut failure = AuthFailure::Signature;
         for candidate in candidates {
             match jsonwebtoken::decode::<Claims>(token, &candidate.key, &validation) {
-                Ok(data) => return self.judge(data.claims, now),
+                Ok(data) => return self.judge(data.claims),
                 Err(e) => {
                     failure = match e.kind() {
                         ErrorKind::InvalidIssuer => AuthFailure::Issuer,
@@ -256,26 +304,35 @@ impl Verifier {
         Err(failure)
     }
 
-    fn judge(&self, claims: Claims, now: Timestamp) -> Result<VerifiedClaims, AuthFailure> {
+    fn judge(&self, claims: Claims) -> Result<Remembered, AuthFailure> {
+        let role = Role::parse(&claims.role).ok_or(AuthFailure::Claims)?;
+        if !crate::dto::could_exist(&claims.sub) {
+            return Err(AuthFailure::Claims);
+        }
+        Ok(Remembered {
+            claims: VerifiedClaims {
+                subject: claims.sub,
+                role,
+            },
+            exp: claims.exp,
+            nbf: claims.nbf,
+        })
+    }
+
+    /// `exp` and `nbf` at `now`, with the configured leeway.
+    fn judge_time(&self, token: &Remembered, now: Timestamp) -> Result<(), AuthFailure> {
         let now = now.as_second();
         let leeway = i64::try_from(self.config.leeway.as_secs()).unwrap_or(i64::MAX);
-        if now.saturating_sub(leeway) >= claims.exp {
+        if now.saturating_sub(leeway) >= token.exp {
             return Err(AuthFailure::Expired);
         }
-        if claims
+        if token
             .nbf
             .is_some_and(|nbf| now.saturating_add(leeway) < nbf)
         {
             return Err(AuthFailure::NotYetValid);
         }
-        let role = Role::parse(&claims.role).ok_or(AuthFailure::Claims)?;
-        if !crate::dto::could_exist(&claims.sub) {
-            return Err(AuthFailure::Claims);
-        }
-        Ok(VerifiedClaims {
-            subject: claims.sub,
-            role,
-        })
+        Ok(())
     }
 }
 
