@@ -33,6 +33,16 @@ pub struct BenchArgs {
     #[arg(long, requires = "url", hide_env_values = true)]
     pub audit_database_url: Option<String>,
 
+    /// With --url: an admin bearer token for the service (`vacancy token --role admin --sub bench`
+    /// in dev mode).
+    #[arg(
+        long,
+        env = "VACANCY_BENCH_TOKEN",
+        requires = "url",
+        hide_env_values = true
+    )]
+    pub token: Option<String>,
+
     /// Listings to load for the read and booking scenarios.
     #[arg(long, default_value_t = 10_000)]
     pub listings: usize,

@@ -36,7 +36,10 @@ pub async fn run(args: &BenchArgs, command: String) -> anyhow::Result<BenchRepor
     let mut service = None;
     let (target, store, target_info) = match &args.url {
         Some(url) => {
-            let target = Target::from_url(url).await?;
+            let mut target = Target::from_url(url).await?;
+            if let Some(token) = &args.token {
+                target = target.with_bearer(token)?;
+            }
             let store = match &args.audit_database_url {
                 Some(db) => Some(Store::connect(&StoreOptions::new(db.clone())).await?),
                 None => None,
@@ -56,7 +59,9 @@ pub async fn run(args: &BenchArgs, command: String) -> anyhow::Result<BenchRepor
                 db_max_connections: args.db_max_connections,
             })
             .await?;
-            let connected = match Target::new(started.addr()) {
+            let connected = match Target::new(started.addr())
+                .and_then(|t| t.with_bearer(&started.admin_token()?))
+            {
                 Ok(target) => Store::connect(&StoreOptions::new(started.database_url()))
                     .await
                     .map(|store| (target, store))

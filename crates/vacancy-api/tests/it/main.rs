@@ -3,8 +3,11 @@
 
 mod helpers;
 
+mod audit;
+mod auth;
 mod batch;
 mod blocks;
+mod edge;
 mod freshness;
 mod idempotency;
 mod listings;

@@ -38,7 +38,8 @@ impl SlowRequest {
         let mut stream = TcpStream::connect(address).await.expect("connect");
         let body = body.to_string().into_bytes();
         let head = format!(
-            "POST {path} HTTP/1.1\r\nhost: {address}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+            "POST {path} HTTP/1.1\r\nhost: {address}\r\nauthorization: Bearer {}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+            app.token,
             body.len()
         );
         stream.write_all(head.as_bytes()).await.expect("send head");

@@ -2,8 +2,6 @@
 //! `RateLimit-*` headers; other clients (other bearer subjects, or the anonymous peer) and the
 //! operations endpoints are unaffected.
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use reqwest::StatusCode;
 use reqwest::header::HeaderMap;
 use serde_json::json;
@@ -14,14 +12,9 @@ use crate::helpers::{TestApp, spawn_tuned};
 
 const BURST: u32 = 5;
 
-/// An unsigned JWT-shaped token naming `subject` (the limiter only decodes it).
+/// A valid guest token naming `subject` (the limiter keys on its `sub`).
 fn token(subject: &str) -> String {
-    let part = |v: serde_json::Value| URL_SAFE_NO_PAD.encode(v.to_string());
-    format!(
-        "{}.{}.c2lnbmF0dXJl",
-        part(json!({ "alg": "EdDSA", "typ": "JWT" })),
-        part(json!({ "sub": subject, "role": "guest" }))
-    )
+    crate::helpers::token(vacancy_api::Role::Guest, subject)
 }
 
 async fn get_as(app: &TestApp, path: &str, subject: Option<&str>) -> (StatusCode, HeaderMap) {

@@ -10,7 +10,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use tokio::sync::{Notify, Semaphore};
 
-use crate::support::{Server, day, fresh_sqlite, one_unit_listing};
+use crate::support::{Server, client, day, fresh_sqlite, one_unit_listing};
 
 const REQUESTS: usize = 60;
 /// The crash comes once this many answers have arrived.
@@ -56,7 +56,7 @@ async fn sigkill_mid_burst_then_retries_apply_each_key_exactly_once() {
     let database = fresh_sqlite().await;
     let lease = ["--idempotency-lease-secs", "1"];
     let mut first = Server::start(&database, &lease).await;
-    let http = reqwest::Client::new();
+    let http = client(&first.token, reqwest::Client::builder());
     one_unit_listing(&http, &first.base, "chalet").await;
 
     // The burst: 8 clients at a time; SIGKILL once KILL_AFTER answers are in.

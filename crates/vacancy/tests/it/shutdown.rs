@@ -7,7 +7,7 @@ use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::support::{PATIENCE, Server, day, fresh_sqlite, one_unit_listing};
+use crate::support::{PATIENCE, Server, client, day, fresh_sqlite, one_unit_listing};
 
 /// Polls `/metrics` until the write bulkhead holds exactly `n` requests (bounded).
 async fn wait_for_writes_in_flight(http: &reqwest::Client, base: &str, n: u32) {
@@ -34,10 +34,10 @@ async fn wait_for_writes_in_flight(http: &reqwest::Client, base: &str, n: u32) {
 async fn sigterm_drains_the_request_in_flight_and_exits_cleanly() {
     let database = fresh_sqlite().await;
     let mut server = Server::start(&database, &["--drain-timeout-secs", "15"]).await;
-    let http = reqwest::Client::builder()
-        .pool_max_idle_per_host(0)
-        .build()
-        .expect("client");
+    let http = client(
+        &server.token,
+        reqwest::Client::builder().pool_max_idle_per_host(0),
+    );
     one_unit_listing(&http, &server.base, "cabin").await;
 
     // A booking whose body is only half sent: genuinely in flight, holding a write slot.
@@ -46,8 +46,9 @@ async fn sigterm_drains_the_request_in_flight_and_exits_cleanly() {
     .to_string();
     let mut stream = TcpStream::connect(server.address).await.expect("connect");
     let head = format!(
-        "POST /v1/bookings HTTP/1.1\r\nhost: {}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
+        "POST /v1/bookings HTTP/1.1\r\nhost: {}\r\nauthorization: Bearer {}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
         server.address,
+        server.token,
         body.len()
     );
     let (first, rest) = body.as_bytes().split_at(body.len() / 2);

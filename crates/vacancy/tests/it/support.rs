@@ -17,7 +17,50 @@ pub struct Server {
     pub child: Child,
     pub address: SocketAddr,
     pub base: String,
+    /// An admin token for this server (dev mode, with keys kept per database so a restart on
+    /// the same database accepts it).
+    pub token: String,
     logs: mpsc::UnboundedReceiver<Value>,
+}
+
+/// The dev-mode key folder of servers on `database_url`.
+fn keys_dir(database_url: &str) -> std::path::PathBuf {
+    let name: String = database_url
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect();
+    std::env::temp_dir().join("vacancy-test-keys").join(name)
+}
+
+/// Mints an admin token with the dev keys in `dir`, through `vacancy token`.
+fn mint(dir: &std::path::Path) -> String {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_vacancy"))
+        .args([
+            "token",
+            "--role",
+            "admin",
+            "--sub",
+            "tester",
+            "--dev-keys-dir",
+        ])
+        .arg(dir)
+        .output()
+        .expect("vacancy token runs");
+    assert!(
+        out.status.success(),
+        "vacancy token failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+/// A client that sends `token` with every request.
+pub fn client(token: &str, builder: reqwest::ClientBuilder) -> reqwest::Client {
+    vacancy_api::tls::install_crypto_provider();
+    let mut headers = reqwest::header::HeaderMap::new();
+    let value = reqwest::header::HeaderValue::from_str(&format!("Bearer {token}")).expect("header");
+    headers.insert(reqwest::header::AUTHORIZATION, value);
+    builder.default_headers(headers).build().expect("client")
 }
 
 impl Server {
@@ -31,7 +74,14 @@ impl Server {
                 "--database-url",
                 database_url,
             ])
-            .args(["--log-format", "json", "--sweep-interval-ms", "200"])
+            .args([
+                "--log-format",
+                "json",
+                "--sweep-interval-ms",
+                "200",
+                "--dev-keys-dir",
+            ])
+            .arg(keys_dir(database_url))
             .args(extra)
             .env("RUST_LOG", "info,sqlx=warn")
             .stdout(Stdio::piped())
@@ -55,9 +105,11 @@ impl Server {
             .as_str()
             .and_then(|a| a.parse().ok())
             .unwrap_or_else(|| panic!("no address in {listening}"));
+        let token = mint(&keys_dir(database_url));
         Self {
             child,
             address,
+            token,
             base: format!("http://{address}"),
             logs,
         }
