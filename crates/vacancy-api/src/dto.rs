@@ -41,8 +41,9 @@ pub const MAX_ID_LEN: usize = 64;
 pub struct CreateListing {
     /// Your own id for the listing (letters, digits, `-`, `_`; at most 64); generated if absent.
     pub id: Option<String>,
-    /// The host who owns the listing (an opaque id).
-    pub host_id: String,
+    /// The host who owns the listing (an opaque id). Defaults to the caller's subject; a host
+    /// may only name themselves, an admin anyone.
+    pub host_id: Option<String>,
     /// IANA time zone of the listing, e.g. `Europe/Lisbon`.
     pub time_zone: String,
     /// Identical bookable units (1 for a house, 40 for a hotel room type). 1–10000.
@@ -121,15 +122,16 @@ impl From<&Listing> for ListingBody {
 
 /// A range of nights `[start, end)` in the query string.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct RangeQuery {
     /// First night.
     #[serde(deserialize_with = "civil_date")]
-    #[param(value_type = String, format = Date)]
+    #[param(value_type = String, format = Date, required = true)]
     pub start: Date,
     /// The day after the last night.
     #[serde(deserialize_with = "civil_date")]
-    #[param(value_type = String, format = Date)]
+    #[param(value_type = String, format = Date, required = true)]
     pub end: Date,
     /// Calendar reads only: answer from a listing version at least this new (read-your-writes:
     /// pass the `listing_version` a write returned).
@@ -144,15 +146,17 @@ impl RangeQuery {
 
 /// A stay in the query string.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct StayQuery {
     #[serde(deserialize_with = "civil_date")]
-    #[param(value_type = String, format = Date)]
+    #[param(value_type = String, format = Date, required = true)]
     pub check_in: Date,
     #[serde(deserialize_with = "civil_date")]
-    #[param(value_type = String, format = Date)]
+    #[param(value_type = String, format = Date, required = true)]
     pub check_out: Date,
     /// Units wanted (default 1).
+    #[param(nullable = false)]
     pub units: Option<u32>,
     /// Answer from a listing version at least this new (read-your-writes).
     pub min_version: Option<i64>,
@@ -307,8 +311,9 @@ pub struct PlaceHold {
     pub check_out: Date,
     /// Units wanted (default 1).
     pub units: Option<u32>,
-    /// The guest (an opaque id; no personal data).
-    pub guest_id: String,
+    /// The guest (an opaque id; no personal data). Defaults to the caller's subject; a guest may
+    /// only name themselves, an admin anyone.
+    pub guest_id: Option<String>,
     /// How long the hold lasts, 60–86400 seconds (default 900).
     pub ttl_seconds: Option<u32>,
 }
@@ -324,7 +329,8 @@ pub struct CreateBooking {
     #[schema(value_type = String, format = Date)]
     pub check_out: Date,
     pub units: Option<u32>,
-    pub guest_id: String,
+    /// The guest, as for holds: defaults to the caller's subject.
+    pub guest_id: Option<String>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]

@@ -7,6 +7,13 @@
 //!   anything: handlers validate everything before they call the store;
 //! - a conflict with other claims is a 409 that names the `nights`; broken stay rules are a 422
 //!   that lists machine-readable `reasons`;
+//! - a class of requests over its concurrency limit is a 503 `overloaded` with `Retry-After`
+//!   (`shed`), a client over its rate a 429 `rate-limited` with `Retry-After` and `RateLimit-*`
+//!   headers (`ratelimit`);
+//! - a request without a valid bearer token is a 401 `unauthenticated` with
+//!   `WWW-Authenticate: Bearer`; a caller whose role may not do something is a 403 `forbidden`
+//!   that names nothing; a hold or booking the caller may not see is the same 404 as a missing
+//!   one, so no tenant learns about another's data;
 //! - the database being unreachable is a 503 with `Retry-After`; anything unexpected is a 500
 //!   whose detail says nothing internal. Errors are logged by the logging middleware from the
 //!   status, not here.
@@ -59,12 +66,18 @@ pub enum ApiError {
     UnsupportedMediaType,
     #[error("request body too large")]
     PayloadTooLarge,
+    #[error("request head too large")]
+    HeadTooLarge,
     #[error("{0} not found")]
     NotFound(&'static str),
     #[error("no such route")]
     NoRoute,
     #[error("method not allowed")]
     MethodNotAllowed,
+    #[error("unauthenticated: {0}")]
+    Unauthenticated(crate::auth::AuthFailure),
+    #[error("forbidden")]
+    Forbidden,
     #[error("idempotency key reused with a different request")]
     IdempotencyMismatch,
     #[error("a request with this idempotency key is still in progress")]
@@ -73,6 +86,10 @@ pub enum ApiError {
     Store(#[from] StoreError),
     #[error("not ready: {0}")]
     NotReady(String),
+    #[error("overloaded: too many {0} requests in flight")]
+    Overloaded(&'static str),
+    #[error("rate limited")]
+    RateLimited,
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -113,6 +130,12 @@ impl ApiError {
             ApiError::PayloadTooLarge => {
                 p(StatusCode::PAYLOAD_TOO_LARGE, "payload-too-large", "Payload too large", "the request body is too large".into())
             }
+            ApiError::HeadTooLarge => p(
+                StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                "headers-too-large",
+                "Request headers too large",
+                "the request line and headers are too large".into(),
+            ),
             ApiError::NotFound(what) => p(StatusCode::NOT_FOUND, "not-found", "Not found", format!("no such {what}")),
             ApiError::NoRoute => p(StatusCode::NOT_FOUND, "not-found", "Not found", "no such route".into()),
             ApiError::MethodNotAllowed => p(
@@ -120,6 +143,18 @@ impl ApiError {
                 "method-not-allowed",
                 "Method not allowed",
                 "this route does not take this method".into(),
+            ),
+            ApiError::Unauthenticated(failure) => p(
+                StatusCode::UNAUTHORIZED,
+                "unauthenticated",
+                "Unauthenticated",
+                failure.to_string(),
+            ),
+            ApiError::Forbidden => p(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                "Forbidden",
+                "your role or identity does not allow this".into(),
             ),
             ApiError::IdempotencyMismatch => p(
                 StatusCode::UNPROCESSABLE_ENTITY,
@@ -139,6 +174,18 @@ impl ApiError {
                 "not-ready",
                 "Not ready",
                 "the service cannot serve requests yet: its database is unreachable or not migrated".into(),
+            ),
+            ApiError::Overloaded(class) => p(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "overloaded",
+                "Overloaded",
+                format!("too many {class} requests are in progress; retry shortly"),
+            ),
+            ApiError::RateLimited => p(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate-limited",
+                "Too many requests",
+                "this client is over its request rate; retry after the time in Retry-After".into(),
             ),
             ApiError::Internal(_) => {
                 p(StatusCode::INTERNAL_SERVER_ERROR, "internal", "Internal error", "something went wrong on our side".into())
@@ -245,6 +292,17 @@ pub fn problem_response(problem: &Problem, cause: Option<ApiError>) -> Response 
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/problem+json"),
     );
+    if status == StatusCode::UNAUTHORIZED {
+        let challenge = if problem.detail == crate::auth::AuthFailure::Missing.to_string() {
+            "Bearer"
+        } else {
+            "Bearer error=\"invalid_token\""
+        };
+        headers.insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static(challenge),
+        );
+    }
     if status == StatusCode::SERVICE_UNAVAILABLE {
         headers.insert(
             header::RETRY_AFTER,

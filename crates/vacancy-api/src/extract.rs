@@ -46,12 +46,23 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for StrictJson<T> {
                 }
                 other => ApiError::Malformed(other.body_text()),
             })?;
-        let canonical: serde_json::Value = serde_json::from_slice(&bytes)
-            .map_err(|e| ApiError::Malformed(format!("body is not valid JSON: {e}")))?;
-        let value = serde_path_to_error::deserialize(&canonical).map_err(field_error)?;
-        let digest = canonical_digest(&canonical);
+        let (value, digest) = parse_json(&bytes)?;
         Ok(Self { value, digest })
     }
+}
+
+/// Parses a JSON body strictly into `T`, with the SHA-256 of its canonical form.
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<(T, String), ApiError> {
+    let canonical: serde_json::Value = serde_json::from_slice(bytes)
+        .map_err(|e| ApiError::Malformed(format!("body is not valid JSON: {e}")))?;
+    let value = serde_path_to_error::deserialize(&canonical).map_err(field_error)?;
+    Ok((value, canonical_digest(&canonical)))
+}
+
+/// Parses a query string strictly into `T`: unknown parameters are errors.
+pub fn parse_query<T: DeserializeOwned>(query: &str) -> Result<T, ApiError> {
+    let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
+    serde_path_to_error::deserialize(de).map_err(field_error)
 }
 
 fn is_too_large(err: &axum::extract::rejection::FailedToBufferBody) -> bool {
@@ -73,11 +84,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for StrictQuery<T>
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, ApiError> {
-        let query = parts.uri.query().unwrap_or_default();
-        let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
-        serde_path_to_error::deserialize(de)
-            .map(StrictQuery)
-            .map_err(field_error)
+        parse_query(parts.uri.query().unwrap_or_default()).map(StrictQuery)
     }
 }
 

@@ -4,7 +4,8 @@
 //! the write's own transaction — and every later request with the same key and the same
 //! request gets that response again, marked `Idempotent-Replayed: true`. The same key with a
 //! different request is a 422; a repeat while the first still runs is a 409. A 5xx stores
-//! nothing, so the client's retry runs again. Keys are scoped per client.
+//! nothing, so the client's retry runs again. Keys are scoped per authenticated subject: two
+//! subjects using the same key never see each other's responses.
 
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -16,9 +17,6 @@ use crate::error::ApiError;
 use crate::extract::hex;
 use crate::state::AppState;
 
-/// The key space of clients until requests carry an authenticated identity.
-pub const ANONYMOUS_CLIENT: &str = "anonymous";
-
 /// What identifies "the same request": method, path and the canonical body's digest.
 pub fn fingerprint(method: &Method, path: &str, body_digest: &str) -> String {
     hex(&Sha256::digest(
@@ -27,9 +25,10 @@ pub fn fingerprint(method: &Method, path: &str, body_digest: &str) -> String {
 }
 
 /// Runs `write` at most once per idempotency key and answers with `status` and the body
-/// `to_body` makes of its result.
+/// `to_body` makes of its result. `client` is the key space (the caller's subject).
 pub async fn run<T, B, F>(
     state: &AppState,
+    client: &str,
     key: Option<String>,
     (method, path, body_digest): (Method, &str, &str),
     status: StatusCode,
@@ -52,7 +51,7 @@ where
         format!("{method} {path} {body_digest}").as_bytes(),
     ));
     let key = IdemKey {
-        client: ANONYMOUS_CLIENT.to_owned(),
+        client: client.to_owned(),
         key,
         fingerprint,
     };

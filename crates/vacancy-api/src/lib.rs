@@ -5,19 +5,29 @@
 //! [`Application::run_until`] serves until a shutdown signal, then drains. The binary and the
 //! integration tests start the service the same way.
 //!
+//! Every `/v1` route needs a verified bearer token ([`auth`]); mutations are recorded in the
+//! audit trail as made by the token's subject. TLS (and mTLS) is optional ([`tls`]);
+//! connections are served with hostile-client limits ([`serve`]).
+//!
 //! This crate never writes SQL and never decides availability itself: it validates input,
 //! calls `vacancy_core` for decisions and `vacancy_store` for data, and maps errors to problems.
 
+pub mod auth;
 pub mod clock;
 pub mod dto;
 pub mod error;
 pub mod extract;
+pub mod fuzzing;
 pub mod idempotency;
 pub mod observe;
 pub mod openapi;
+pub mod ratelimit;
 pub mod routes;
+pub mod serve;
+pub mod shed;
 pub mod state;
 mod tasks;
+pub mod tls;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -36,8 +46,11 @@ use vacancy_events::{Bus, BusConfig};
 use vacancy_l2::{L2, L2Config};
 use vacancy_store::{CommitHook, Store, StoreOptions};
 
+pub use auth::{AuthConfig, Caller, Role, Verifier};
 pub use clock::{Clock, ManualClock, SystemClock};
+pub use serve::ConnectionLimits;
 pub use state::{ApiConfig, AppState};
+pub use tls::TlsConfig;
 
 use crate::error::ApiError;
 
@@ -60,11 +73,20 @@ pub struct ServeConfig {
     pub relay: RelayConfig,
     /// The shared L2 cache (Redis), if any.
     pub l2: Option<L2Config>,
+    /// Where token keys come from and what tokens must say.
+    pub auth: AuthConfig,
+    /// TLS (and mTLS) on the API listener; plain HTTP when `None`.
+    pub tls: Option<TlsConfig>,
+    /// A separate plain-HTTP listener for `/metrics`; when set, the API listener does not
+    /// serve `/metrics`.
+    pub metrics_listen: Option<SocketAddr>,
+    /// Limits against slow and oversized clients.
+    pub limits: ConnectionLimits,
 }
 
 impl ServeConfig {
     /// Defaults for everything but where to listen and which database to use.
-    pub fn new(listen: SocketAddr, store: StoreOptions) -> Self {
+    pub fn new(listen: SocketAddr, store: StoreOptions, auth: AuthConfig) -> Self {
         Self {
             listen,
             store,
@@ -75,6 +97,10 @@ impl ServeConfig {
             bus: BusConfig::Local,
             relay: RelayConfig::default(),
             l2: None,
+            auth,
+            tls: None,
+            metrics_listen: None,
+            limits: ConnectionLimits::default(),
         }
     }
 }
@@ -97,12 +123,33 @@ impl Default for TaskConfig {
     }
 }
 
+/// Whether the API router also serves `/metrics`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MetricsRoute {
+    /// `/metrics` on the API listener.
+    Included,
+    /// `/metrics` only on its own listener.
+    Separate,
+}
+
 /// The router with every layer, for `state`.
-pub fn app(state: AppState) -> Router {
+pub fn app(state: AppState, metrics: MetricsRoute) -> Router {
     let max_body = state.config.max_body_bytes;
+    let max_head = state.config.max_head_bytes;
     let request_id = HeaderName::from_static("x-request-id");
-    routes::router(state)
+    let bulkheads = shed::Bulkheads::new(&state.config.concurrency);
+    let client_limits = ratelimit::ClientLimits::new(&state.config.rate_limit);
+    // Read bottom-up: request ids, panics, metrics and logs see every request, limited or not;
+    // an oversized head is refused first; a client over its rate is refused before it can take
+    // a bulkhead slot.
+    routes::router(state, metrics)
         .layer(DefaultBodyLimit::max(max_body))
+        .layer(axum::middleware::from_fn_with_state(bulkheads, shed::shed))
+        .layer(axum::middleware::from_fn_with_state(
+            client_limits,
+            ratelimit::limit,
+        ))
+        .layer(axum::middleware::from_fn_with_state(max_head, limit_head))
         .layer(axum::middleware::from_fn(observe::observe))
         .layer(CatchPanicLayer::custom(|_panic| {
             axum::response::IntoResponse::into_response(ApiError::Internal(
@@ -113,9 +160,30 @@ pub fn app(state: AppState) -> Router {
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
 }
 
+/// Refuses a request whose head (URI and headers) is over `max` bytes with a 431, before any
+/// handler or token check sees it.
+async fn limit_head(
+    axum::extract::State(max): axum::extract::State<usize>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let head = request.uri().to_string().len()
+        + request
+            .headers()
+            .iter()
+            .map(|(name, value)| name.as_str().len() + value.len() + 4)
+            .sum::<usize>();
+    if head > max {
+        return axum::response::IntoResponse::into_response(ApiError::HeadTooLarge);
+    }
+    next.run(request).await
+}
+
 /// A built service: connected, migrated and bound, not yet serving.
 pub struct Application {
     listener: tokio::net::TcpListener,
+    metrics_listener: Option<tokio::net::TcpListener>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
     state: AppState,
     bus: Bus,
     config: ServeConfig,
@@ -124,9 +192,21 @@ pub struct Application {
 impl Application {
     /// Connects to the database, applies migrations and binds the listener.
     pub async fn build(config: ServeConfig, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
+        ratelimit::check_config(&config.api.rate_limit).map_err(anyhow::Error::msg)?;
+        let tls = config
+            .tls
+            .as_ref()
+            .map(tls::server_config)
+            .transpose()?
+            .map(tokio_rustls::TlsAcceptor::from);
+        let auth = Arc::new(Verifier::load(config.auth.clone()).await?);
         let store = Store::connect(&config.store).await?;
         store.migrate().await?;
         let listener = tokio::net::TcpListener::bind(config.listen).await?;
+        let metrics_listener = match config.metrics_listen {
+            Some(addr) => Some(tokio::net::TcpListener::bind(addr).await?),
+            None => None,
+        };
         let bus = Bus::connect(&config.bus).await?;
         let l2 = match &config.l2 {
             Some(l2) => {
@@ -153,9 +233,12 @@ impl Application {
             clock,
             metrics: observe::prometheus(),
             config: Arc::new(config.api.clone()),
+            auth,
         };
         Ok(Self {
             listener,
+            metrics_listener,
+            tls,
             state,
             bus,
             config,
@@ -165,6 +248,13 @@ impl Application {
     /// The address actually bound (useful with port 0).
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
         self.listener.local_addr()
+    }
+
+    /// The address of the separate metrics listener, if there is one.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_listener
+            .as_ref()
+            .and_then(|l| l.local_addr().ok())
     }
 
     pub fn state(&self) -> &AppState {
@@ -184,9 +274,28 @@ impl Application {
             &self.config,
             token.clone(),
         );
-        let serve_token = token.clone();
-        let server = axum::serve(self.listener, app(self.state.clone()))
-            .with_graceful_shutdown(async move { serve_token.cancelled().await });
+        let limits = Arc::new(self.config.limits.clone());
+        let metrics_route = if let Some(listener) = self.metrics_listener {
+            let router = routes::metrics_router(self.state.clone());
+            tokio::spawn(serve::serve(
+                listener,
+                None,
+                router,
+                limits.clone(),
+                token.clone(),
+            ));
+            MetricsRoute::Separate
+        } else {
+            MetricsRoute::Included
+        };
+        tokio::spawn(self.state.auth.clone().refresh_until(token.clone()));
+        let server = serve::serve(
+            self.listener,
+            self.tls,
+            app(self.state.clone(), metrics_route),
+            limits,
+            token.clone(),
+        );
         let signal_token = token.clone();
         tokio::spawn(async move {
             shutdown.await;
@@ -195,7 +304,7 @@ impl Application {
         });
         let drain = self.config.drain_timeout;
         tokio::select! {
-            served = server => served?,
+            () = server => {}
             () = async { token.cancelled().await; tokio::time::sleep(drain).await } => {
                 tracing::warn!(drain_timeout_ms = drain.as_millis() as u64, "drain deadline passed; closing open connections");
             }

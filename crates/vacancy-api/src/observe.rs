@@ -71,7 +71,15 @@ pub async fn observe(request: Request, next: Next) -> Response {
         metrics::counter!("vacancy_conflicts_total").increment(1);
     }
     let duration_ms = elapsed.as_secs_f64() * 1000.0;
-    if status.is_server_error() {
+    let refused = matches!(
+        problem,
+        Some("urn:vacancy:problem:overloaded" | "urn:vacancy:problem:rate-limited")
+    );
+    if refused {
+        // Shed and rate-limited requests are counted by their own metrics; under a spike there
+        // are many of them, so they are not error logs.
+        tracing::debug!(%method, %route, status = status.as_u16(), duration_ms, request_id, problem, "request refused");
+    } else if status.is_server_error() {
         let cause = response
             .extensions()
             .get::<ErrorCause>()

@@ -8,7 +8,10 @@ use tokio::sync::Notify;
 use vacancy_cache::ReadPath;
 use vacancy_store::Store;
 
+use crate::auth::Verifier;
 use crate::clock::Clock;
+use crate::ratelimit::RateLimitConfig;
+use crate::shed::ConcurrencyLimits;
 
 /// Tunables of the HTTP API.
 #[derive(Debug, Clone)]
@@ -21,6 +24,12 @@ pub struct ApiConfig {
     pub idempotency_lease: Duration,
     /// Largest request body accepted.
     pub max_body_bytes: usize,
+    /// Bulkheads: concurrency limits per class of request (see `shed`).
+    pub concurrency: ConcurrencyLimits,
+    /// Per-client request rate (see `ratelimit`).
+    pub rate_limit: RateLimitConfig,
+    /// Largest request head accepted (the URI plus every header name and value), in bytes.
+    pub max_head_bytes: usize,
 }
 
 impl Default for ApiConfig {
@@ -30,11 +39,14 @@ impl Default for ApiConfig {
             max_hold_ttl: Duration::from_secs(24 * 60 * 60),
             idempotency_lease: Duration::from_secs(60),
             max_body_bytes: 256 * 1024,
+            concurrency: ConcurrencyLimits::default(),
+            rate_limit: RateLimitConfig::default(),
+            max_head_bytes: 32 * 1024,
         }
     }
 }
 
-/// Shared state: the store, the clock, the metrics registry and the config.
+/// Shared state: the store, the clock, the metrics registry, the token verifier and the config.
 #[derive(Clone)]
 pub struct AppState {
     pub store: Store,
@@ -45,4 +57,5 @@ pub struct AppState {
     pub clock: Arc<dyn Clock>,
     pub metrics: PrometheusHandle,
     pub config: Arc<ApiConfig>,
+    pub auth: Arc<Verifier>,
 }

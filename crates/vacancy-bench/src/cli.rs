@@ -33,6 +33,16 @@ pub struct BenchArgs {
     #[arg(long, requires = "url", hide_env_values = true)]
     pub audit_database_url: Option<String>,
 
+    /// With --url: an admin bearer token for the service (`vacancy token --role admin --sub bench`
+    /// in dev mode).
+    #[arg(
+        long,
+        env = "VACANCY_BENCH_TOKEN",
+        requires = "url",
+        hide_env_values = true
+    )]
+    pub token: Option<String>,
+
     /// Listings to load for the read and booking scenarios.
     #[arg(long, default_value_t = 10_000)]
     pub listings: usize,
@@ -60,6 +70,19 @@ pub struct BenchArgs {
     /// Open loop at this fixed rate (requests/s) for every scenario, instead of closed loop.
     #[arg(long)]
     pub rate: Option<f64>,
+
+    /// Run each scenario as a spike profile instead: open loop at --rate for --duration, then
+    /// --spike-factor times that for --spike-duration, then --rate again for --duration.
+    #[arg(long, requires = "rate")]
+    pub spike: bool,
+
+    /// How many times the steady rate the spike sends.
+    #[arg(long, default_value_t = 10.0)]
+    pub spike_factor: f64,
+
+    /// How long the spike lasts.
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    pub spike_duration: Duration,
 
     /// After each closed-loop phase, also run open loop at this fraction of the throughput it
     /// reached (e.g. 0.5 for "half of peak").

@@ -20,6 +20,8 @@ use tokio::net::TcpStream;
 pub struct Target {
     addr: SocketAddr,
     host: HeaderValue,
+    /// `Bearer <token>` sent with every request, if any.
+    authorization: Option<HeaderValue>,
 }
 
 impl Target {
@@ -30,7 +32,17 @@ impl Target {
             "refusing to send load to {addr}: only loopback targets are allowed"
         );
         let host = HeaderValue::from_str(&addr.to_string())?;
-        Ok(Self { addr, host })
+        Ok(Self {
+            addr,
+            host,
+            authorization: None,
+        })
+    }
+
+    /// The same target, sending `token` as a bearer token with every request.
+    pub fn with_bearer(mut self, token: &str) -> anyhow::Result<Self> {
+        self.authorization = Some(HeaderValue::from_str(&format!("Bearer {token}"))?);
+        Ok(self)
     }
 
     /// A running service named by an `http://host:port` URL whose host resolves to loopback.
@@ -59,6 +71,7 @@ impl Target {
         Ok(Self {
             addr,
             host: HeaderValue::from_str(authority)?,
+            authorization: None,
         })
     }
 
@@ -173,6 +186,9 @@ impl Conn {
             .method(planned.method.clone())
             .uri(planned.path_and_query.as_str())
             .header(HOST, target.host.clone());
+        if let Some(authorization) = &target.authorization {
+            builder = builder.header(hyper::header::AUTHORIZATION, authorization.clone());
+        }
         for (name, value) in &planned.headers {
             builder = builder.header(name, value);
         }

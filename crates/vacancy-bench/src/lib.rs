@@ -13,7 +13,7 @@
 //! - [`scenarios`]: what each scenario sends; [`zipf`]: the popularity skew;
 //! - [`dataset`]: the data and how it is loaded; [`service`]: the in-process service;
 //! - [`prometheus`]: counters scraped from `/metrics`; [`cpu`]: where the CPU went;
-//!   [`audit`]: the overbooking check.
+//!   [`audit`]: the overbooking check; [`spike`]: the spike profile (`--spike`).
 //!
 //! The harness never changes the service: it is a client of the HTTP API, and touches the
 //! database only through `vacancy_store` (loading, auditing) and to drop its own throwaway
@@ -30,5 +30,6 @@ pub mod report;
 pub mod run;
 pub mod scenarios;
 pub mod service;
+pub mod spike;
 pub mod svg;
 pub mod zipf;

@@ -83,6 +83,9 @@ pub struct ScenarioReport {
     pub phases: Vec<PhaseReport>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub contention: Option<ContentionReport>,
+    /// With `--spike`: the spike profile's outcome (then `phases` is empty).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub spike: Option<crate::spike::SpikeReport>,
 }
 
 /// Latency summary in milliseconds.
@@ -416,6 +419,9 @@ impl BenchReport {
                 for finding in &c.findings {
                     let _ = writeln!(md, "  - {finding}");
                 }
+            }
+            if let Some(spike) = &scenario.spike {
+                md.push_str(&spike.to_markdown(scenario.name));
             }
         }
         let lag: Vec<String> = self

@@ -36,7 +36,10 @@ pub async fn run(args: &BenchArgs, command: String) -> anyhow::Result<BenchRepor
     let mut service = None;
     let (target, store, target_info) = match &args.url {
         Some(url) => {
-            let target = Target::from_url(url).await?;
+            let mut target = Target::from_url(url).await?;
+            if let Some(token) = &args.token {
+                target = target.with_bearer(token)?;
+            }
             let store = match &args.audit_database_url {
                 Some(db) => Some(Store::connect(&StoreOptions::new(db.clone())).await?),
                 None => None,
@@ -56,7 +59,9 @@ pub async fn run(args: &BenchArgs, command: String) -> anyhow::Result<BenchRepor
                 db_max_connections: args.db_max_connections,
             })
             .await?;
-            let connected = match Target::new(started.addr()) {
+            let connected = match Target::new(started.addr())
+                .and_then(|t| t.with_bearer(&started.admin_token()?))
+            {
                 Ok(target) => Store::connect(&StoreOptions::new(started.database_url()))
                     .await
                     .map(|store| (target, store))
@@ -230,6 +235,9 @@ async fn run_scenario(
         },
     )?;
     let filter = CounterFilter::new(&args.counters);
+    if args.spike {
+        return spike_scenario(args, target, &workload, scenario, index).await;
+    }
     let first_pace = match args.rate {
         Some(per_second) => Pace::Open { per_second },
         None => Pace::Closed,
@@ -263,6 +271,78 @@ async fn run_scenario(
         expected_statuses: scenario.expected_statuses().to_vec(),
         phases,
         contention,
+        spike: None,
+    })
+}
+
+async fn spike_scenario(
+    args: &BenchArgs,
+    target: &Target,
+    workload: &Arc<dyn Workload>,
+    scenario: Scenario,
+    index: u64,
+) -> anyhow::Result<ScenarioReport> {
+    let per_second = args
+        .rate
+        .ok_or_else(|| anyhow::anyhow!("--spike needs --rate"))?;
+    let seed = args.seed.wrapping_add(index.wrapping_mul(1_000_003));
+    if !args.warmup.is_zero() {
+        // Warm the caches at the steady rate; nothing of it is reported.
+        let warmup = PhaseSpec {
+            pace: Pace::Open { per_second },
+            connections: args.connections,
+            warmup: Duration::ZERO,
+            duration: args.warmup,
+            timeout: args.timeout,
+            max_requests: args.max_requests,
+            drain: args.drain,
+            seed,
+        };
+        run_phase(target, workload.clone(), &warmup).await?;
+    }
+    let spec = crate::spike::SpikeSpec {
+        per_second,
+        factor: args.spike_factor,
+        before: args.duration,
+        during: args.spike_duration,
+        after: args.duration,
+        connections: args.connections,
+        timeout: args.timeout,
+        seed: seed + 1,
+    };
+    eprintln!(
+        "{}: spike, {per_second:.0}/s for {:?}, {:.0}/s for {:?}, {per_second:.0}/s for {:?}, {} connections…",
+        scenario.name(),
+        spec.before,
+        per_second * spec.factor,
+        spec.during,
+        spec.after,
+        spec.connections
+    );
+    let report = crate::spike::run_spike(
+        target,
+        workload.clone(),
+        &spec,
+        scenario.expected_statuses(),
+    )
+    .await?;
+    for part in &report.parts {
+        eprintln!(
+            "  {}: {} requests, admitted p99 {:.2} ms, shed {:.1} %, {} errors",
+            part.name,
+            part.requests,
+            part.admitted_latency.p99_ms,
+            part.shed_fraction * 100.0,
+            part.errors
+        );
+    }
+    Ok(ScenarioReport {
+        name: scenario.name(),
+        description: scenario.description(),
+        expected_statuses: scenario.expected_statuses().to_vec(),
+        phases: Vec::new(),
+        contention: None,
+        spike: Some(report),
     })
 }
 

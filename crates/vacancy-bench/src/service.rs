@@ -11,7 +11,8 @@ use std::time::Duration;
 
 use sqlx::{Connection, Executor};
 use tokio::sync::oneshot;
-use vacancy_api::{Application, ServeConfig, SystemClock};
+use vacancy_api::auth::dev::{DEV_AUDIENCE, DEV_ISSUER, DevKeys, MintClaims};
+use vacancy_api::{Application, AuthConfig, Clock, Role, ServeConfig, SystemClock};
 use vacancy_store::{Backend, StoreOptions};
 
 /// How the in-process service runs.
@@ -31,6 +32,8 @@ pub struct InProcessService {
     backend: Backend,
     shutdown: Option<oneshot::Sender<()>>,
     thread: Option<JoinHandle<anyhow::Result<()>>>,
+    /// The key pair the service trusts (made for this run).
+    keys: Arc<DevKeys>,
 }
 
 /// How long the service may take to connect, migrate and bind.
@@ -43,7 +46,9 @@ impl InProcessService {
         let database_url = vacancy_store::testing::fresh_database_url(options.backend).await?;
         let mut store = StoreOptions::new(database_url.clone());
         store.max_connections = options.db_max_connections;
-        let mut config = ServeConfig::new(SocketAddr::from(([127, 0, 0, 1], 0)), store);
+        let keys = Arc::new(DevKeys::generate()?);
+        let auth = AuthConfig::inline(keys.jwks(), DEV_ISSUER, DEV_AUDIENCE);
+        let mut config = ServeConfig::new(SocketAddr::from(([127, 0, 0, 1], 0)), store, auth);
         config.drain_timeout = Duration::from_secs(5);
         let (bound_tx, bound_rx) = oneshot::channel::<anyhow::Result<SocketAddr>>();
         let (shutdown_tx, shutdown_rx) = oneshot::channel::<()>();
@@ -57,6 +62,7 @@ impl InProcessService {
             backend: options.backend,
             shutdown: Some(shutdown_tx),
             thread: Some(thread),
+            keys,
         };
         match tokio::time::timeout(STARTUP_TIMEOUT, bound_rx).await {
             Ok(Ok(Ok(addr))) => {
@@ -76,6 +82,13 @@ impl InProcessService {
 
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// An admin token the service accepts, valid for a day.
+    pub fn admin_token(&self) -> anyhow::Result<String> {
+        let now = SystemClock.now().as_second();
+        self.keys
+            .mint(&MintClaims::new("bench", Role::Admin, now, 24 * 60 * 60))
     }
 
     pub fn database_url(&self) -> &str {

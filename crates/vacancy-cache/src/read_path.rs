@@ -394,7 +394,9 @@ impl ReadPath {
     /// Reloads the hottest listings that are getting old, so they never miss. Runs until
     /// `stop` resolves.
     pub async fn keep_hot(&self, stop: impl std::future::Future<Output = ()>) {
-        let mut tick = tokio::time::interval(self.inner.config.hot_interval);
+        // The first round comes after one full window of reads, not at once.
+        let period = self.inner.config.hot_interval;
+        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         tokio::pin!(stop);
         loop {

@@ -277,14 +277,20 @@ async fn hot_listings_are_refreshed_without_being_read(backend: Backend) {
     };
     let reads = ReadPath::new(store, None, config);
     for _ in 0..64 {
-        reads.view(&id, nights(3, 2), now(), ReadOptions::default()).await.expect("read");
+        reads
+            .view(&id, nights(3, 2), now(), ReadOptions::default())
+            .await
+            .expect("read");
     }
     let stop = tokio::time::sleep(Duration::from_millis(400));
     reads.keep_hot(stop).await;
     // Read so often that it counted as hot, it was reloaded ahead of its expiry by the
     // refresher alone (no read ran meanwhile).
     assert!(reads.stats().refreshes >= 1, "{:?}", reads.stats());
-    let view = reads.view(&id, nights(3, 2), now(), ReadOptions::default()).await.expect("read");
+    let view = reads
+        .view(&id, nights(3, 2), now(), ReadOptions::default())
+        .await
+        .expect("read");
     assert_eq!(view.expect("listing").source, Source::L1);
 }
 

@@ -9,6 +9,7 @@
 
 mod availability;
 mod calendar;
+pub mod fuzzing;
 mod nights;
 mod rules;
 

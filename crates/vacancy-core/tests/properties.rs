@@ -565,3 +565,15 @@ fn the_documented_bounds_are_the_ones_in_the_doc_comments() {
     assert_eq!(ListingRules::MAX_ADVANCE_NOTICE_HOURS, 8_784);
     assert_eq!(ListingRules::MAX_BOOKING_WINDOW_DAYS, 1_096);
 }
+
+// The same entry point the `stay_decision` fuzz target drives (fuzz/), fed random bytes: dates,
+// ranges, rules, calendars and decisions never panic and keep their invariants.
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(4_000))]
+    #[test]
+    fn stay_decisions_from_random_bytes_keep_their_invariants(
+        data in proptest::collection::vec(any::<u8>(), 0..256)
+    ) {
+        vacancy_core::fuzzing::stay_decision(&data);
+    }
+}

@@ -12,8 +12,11 @@
 //!   forbids overbooking whatever the application believes — and appends one outbox event;
 //! - an expired hold never blocks anyone: it is released inside the next claiming transaction
 //!   on its listing, by [`Store::expire_holds`], and reads ignore it regardless;
+//! - a write through a handle made by [`Store::acting_as`] appends its audit row in its own
+//!   transaction;
 //! - "now" is always a parameter, so tests control time.
 
+mod audit;
 mod error;
 mod idempotency;
 mod listings;
@@ -25,6 +28,7 @@ mod writes;
 
 pub mod testing;
 
+pub use audit::{Actor, AuditRecord, MAX_AUDIT_PAGE};
 pub use error::StoreError;
 pub use idempotency::{IdemBegin, IdemCommit, IdemKey, StoredResponse};
 pub use model::{Claim, ClaimState, Event, Kind, Listing, ListingSnapshot, NewListing, RulesPatch};

@@ -137,6 +137,10 @@ impl Store {
             at_ms: now_ms,
         };
         crate::writes::append_event(&mut tx, &event).await?;
+        if let Some(actor) = self.actor.as_deref() {
+            crate::audit::record(&mut tx, actor, &event.kind, &listing.id, &listing.id, now)
+                .await?;
+        }
         crate::idempotency::commit_in_tx(&mut tx, idem, &listing).await?;
         tx.commit().await?;
         self.committed(&event);

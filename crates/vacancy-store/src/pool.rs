@@ -45,6 +45,8 @@ pub struct Store {
     pub(crate) pool: AnyPool,
     pub(crate) backend: Backend,
     pub(crate) on_commit: Option<CommitHook>,
+    /// Who writes through this handle (see [`Store::acting_as`]); `None` for system work.
+    pub(crate) actor: Option<std::sync::Arc<crate::Actor>>,
 }
 
 /// Called with every event this handle's writes committed, right after the commit (before the
@@ -114,6 +116,7 @@ impl Store {
             pool,
             backend,
             on_commit: None,
+            actor: None,
         })
     }
 

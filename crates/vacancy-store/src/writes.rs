@@ -21,6 +21,8 @@ pub(crate) struct WriteTx {
     pub(crate) expired: Vec<String>,
     pub(crate) now: Timestamp,
     store: Store,
+    /// Who makes this change, for the audit trail.
+    actor: Option<std::sync::Arc<crate::Actor>>,
 }
 
 impl WriteTx {
@@ -46,6 +48,7 @@ impl WriteTx {
             expired: Vec::new(),
             now,
             store: store.clone(),
+            actor: store.actor.clone(),
         };
         w.release_expired_holds().await?;
         Ok(w)
@@ -236,6 +239,19 @@ impl WriteTx {
             at_ms: self.now.as_millisecond(),
         };
         append_event(&mut self.tx, &event).await?;
+        // Expiring holds on the way is the system's work, not the caller's.
+        if let Some(actor) = self.actor.as_deref().filter(|_| kind != "holds.expired") {
+            let resource = claim_id.unwrap_or(&self.listing.id);
+            crate::audit::record(
+                &mut self.tx,
+                actor,
+                kind,
+                resource,
+                &self.listing.id,
+                self.now,
+            )
+            .await?;
+        }
         commit_in_tx(&mut self.tx, idem, value).await?;
         self.tx.commit().await?;
         self.store.committed(&event);

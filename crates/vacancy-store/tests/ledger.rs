@@ -172,15 +172,36 @@ async fn the_relay_lease_has_one_holder(backend: Backend) {
     let ttl = std::time::Duration::from_secs(5);
     let t0 = now();
     assert!(store.try_lease("relay", "a", t0, ttl).await.expect("lease"));
-    assert!(!store.try_lease("relay", "b", t0, ttl).await.expect("lease"), "b must wait");
-    let t1 = t0.checked_add(jiff::SignedDuration::from_secs(4)).expect("time");
-    assert!(store.try_lease("relay", "a", t1, ttl).await.expect("lease"), "a renews");
-    let t2 = t0.checked_add(jiff::SignedDuration::from_secs(8)).expect("time");
-    assert!(!store.try_lease("relay", "b", t2, ttl).await.expect("lease"), "a's renewal still runs");
-    let t3 = t1.checked_add(jiff::SignedDuration::from_secs(6)).expect("time");
-    assert!(store.try_lease("relay", "b", t3, ttl).await.expect("lease"), "a lapsed: b takes over");
+    assert!(
+        !store.try_lease("relay", "b", t0, ttl).await.expect("lease"),
+        "b must wait"
+    );
+    let t1 = t0
+        .checked_add(jiff::SignedDuration::from_secs(4))
+        .expect("time");
+    assert!(
+        store.try_lease("relay", "a", t1, ttl).await.expect("lease"),
+        "a renews"
+    );
+    let t2 = t0
+        .checked_add(jiff::SignedDuration::from_secs(8))
+        .expect("time");
+    assert!(
+        !store.try_lease("relay", "b", t2, ttl).await.expect("lease"),
+        "a's renewal still runs"
+    );
+    let t3 = t1
+        .checked_add(jiff::SignedDuration::from_secs(6))
+        .expect("time");
+    assert!(
+        store.try_lease("relay", "b", t3, ttl).await.expect("lease"),
+        "a lapsed: b takes over"
+    );
     store.release_lease("relay", "b").await.expect("release");
-    assert!(store.try_lease("relay", "a", t3, ttl).await.expect("lease"), "released: free again");
+    assert!(
+        store.try_lease("relay", "a", t3, ttl).await.expect("lease"),
+        "released: free again"
+    );
 }
 
 /// Outbox rows come out in commit order, and only those marked are gone from the backlog.
@@ -189,14 +210,26 @@ async fn unpublished_events_come_in_order_until_marked(backend: Backend) {
     let id = listing(&store, 3).await;
     for day in 1..=3 {
         let nights = range(&format!("2030-06-0{day}"), &format!("2030-06-0{}", day + 1));
-        store.book(&id, &stay(nights, 1), now(), None).await.expect("book");
+        store
+            .book(&id, &stay(nights, 1), now(), None)
+            .await
+            .expect("book");
     }
     let rows = store.unpublished(10).await.expect("outbox");
     let versions: Vec<i64> = rows.iter().map(|r| r.event.version).collect();
     assert_eq!(versions, vec![1, 2, 3, 4]);
-    store.mark_published(&[rows[0].id, rows[1].id], now()).await.expect("mark");
+    store
+        .mark_published(&[rows[0].id, rows[1].id], now())
+        .await
+        .expect("mark");
     assert_eq!(store.outbox_backlog().await.expect("backlog"), 2);
-    let rest: Vec<i64> = store.unpublished(10).await.expect("outbox").iter().map(|r| r.event.version).collect();
+    let rest: Vec<i64> = store
+        .unpublished(10)
+        .await
+        .expect("outbox")
+        .iter()
+        .map(|r| r.event.version)
+        .collect();
     assert_eq!(rest, vec![3, 4]);
 }
 

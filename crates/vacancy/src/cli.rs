@@ -1,11 +1,18 @@
 //! Command-line interface: every flag is also an environment variable.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use vacancy_api::{ApiConfig, Application, ServeConfig, SystemClock, TaskConfig};
+use vacancy_api::auth::dev::{DEV_AUDIENCE, DEV_ISSUER, DevKeys, MintClaims};
+use vacancy_api::ratelimit::{RateLimitConfig, SharedRateLimits};
+use vacancy_api::shed::ConcurrencyLimits;
+use vacancy_api::{
+    ApiConfig, Application, AuthConfig, Clock, ConnectionLimits, Role, ServeConfig, SystemClock,
+    TaskConfig, TlsConfig,
+};
 use vacancy_cache::CacheConfig;
 use vacancy_events::BusConfig;
 use vacancy_l2::{L2Config, L2Mode};
@@ -31,11 +38,48 @@ pub enum LogFormat {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Serve the HTTP API (embedded default: SQLite under ./data, 127.0.0.1:8080).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Apply database migrations and exit.
     Migrate(DatabaseArgs),
     /// Load realistic demo data: listings in many time zones, with bookings and blocks.
     Seed(SeedArgs),
+    /// Dev mode only: print a token signed with the local dev key, for trying the API.
+    Token(TokenArgs),
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum RoleArg {
+    Guest,
+    Host,
+    Service,
+    Admin,
+}
+
+impl From<RoleArg> for Role {
+    fn from(role: RoleArg) -> Self {
+        match role {
+            RoleArg::Guest => Role::Guest,
+            RoleArg::Host => Role::Host,
+            RoleArg::Service => Role::Service,
+            RoleArg::Admin => Role::Admin,
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+struct TokenArgs {
+    /// The caller's role.
+    #[arg(long, value_enum)]
+    role: RoleArg,
+    /// The caller's opaque id (the token's `sub`): letters, digits, `-_.:`, at most 64.
+    #[arg(long)]
+    sub: String,
+    /// How long the token is valid, in seconds.
+    #[arg(long, default_value_t = 3_600)]
+    ttl_secs: i64,
+    /// Where dev mode keeps its key pair.
+    #[arg(long, env = "VACANCY_DEV_KEYS_DIR", default_value = "data/dev-keys")]
+    dev_keys_dir: PathBuf,
 }
 
 #[derive(Debug, Args)]
@@ -112,6 +156,128 @@ struct ServeArgs {
     /// Age after which a cached calendar is refreshed in the background while still served.
     #[arg(long, env = "VACANCY_CACHE_FRESH_SECS", default_value_t = 30)]
     cache_fresh_secs: u64,
+    /// How long an idempotent write may run before a retry with its key may take it over, in
+    /// seconds (also how long a crashed attempt blocks its key).
+    #[arg(long, env = "VACANCY_IDEMPOTENCY_LEASE_SECS", default_value_t = 60)]
+    idempotency_lease_secs: u64,
+    /// Most single reads (calendar, availability, GETs) served at once; more are shed with 503.
+    #[arg(long, env = "VACANCY_MAX_CONCURRENT_READS", default_value_t = 512)]
+    max_concurrent_reads: usize,
+    /// Most batch availability checks served at once; more are shed with 503.
+    #[arg(long, env = "VACANCY_MAX_CONCURRENT_BATCH", default_value_t = 32)]
+    max_concurrent_batch: usize,
+    /// Most writes served at once; more are shed with 503.
+    #[arg(long, env = "VACANCY_MAX_CONCURRENT_WRITES", default_value_t = 64)]
+    max_concurrent_writes: usize,
+    /// Longest a request waits for a free slot of its class before it is shed, in milliseconds.
+    #[arg(long, env = "VACANCY_SHED_QUEUE_WAIT_MS", default_value_t = 50)]
+    shed_queue_wait_ms: u64,
+    /// Requests per second each client may send (keyed on its bearer token's subject, else its
+    /// IP address); more are answered 429. 0 turns rate limiting off.
+    #[arg(long, env = "VACANCY_RATE_LIMIT_PER_SECOND", default_value_t = 0)]
+    rate_limit_per_second: u32,
+    /// Requests a client may send at once after being idle.
+    #[arg(long, env = "VACANCY_RATE_LIMIT_BURST", default_value_t = 2_000)]
+    rate_limit_burst: u32,
+    /// A standalone Redis (`redis://…`) that keeps the rate-limit buckets, shared by every
+    /// replica. Without it each replica limits on its own; when it is down, too.
+    #[arg(long, env = "VACANCY_RATE_LIMIT_REDIS_URL", hide_env_values = true)]
+    rate_limit_redis_url: Option<String>,
+    #[command(flatten)]
+    auth: AuthArgs,
+    #[command(flatten)]
+    tls: TlsArgs,
+    /// Serve `/metrics` on this separate address instead of the API's.
+    #[arg(long, env = "VACANCY_METRICS_LISTEN")]
+    metrics_listen: Option<SocketAddr>,
+    /// Longest wait for a request's headers before the connection is dropped, in seconds.
+    #[arg(long, env = "VACANCY_HEADER_READ_TIMEOUT_SECS", default_value_t = 10)]
+    header_read_timeout_secs: u64,
+}
+
+/// Where token keys come from. With neither `--jwks-file` nor `--jwks-url` the service runs in
+/// DEV MODE with a local key pair.
+#[derive(Debug, Args)]
+struct AuthArgs {
+    /// A JWKS file with the public keys tokens are verified with.
+    #[arg(long, env = "VACANCY_JWKS_FILE")]
+    jwks_file: Option<PathBuf>,
+    /// A JWKS URL, fetched at start and every `--jwks-refresh-secs`.
+    #[arg(long, env = "VACANCY_JWKS_URL")]
+    jwks_url: Option<String>,
+    /// How often the JWKS URL is fetched again, in seconds.
+    #[arg(long, env = "VACANCY_JWKS_REFRESH_SECS", default_value_t = 300)]
+    jwks_refresh_secs: u64,
+    /// The required `iss` of tokens (required with a JWKS; `vacancy-dev` in dev mode).
+    #[arg(long, env = "VACANCY_JWT_ISSUER")]
+    jwt_issuer: Option<String>,
+    /// The required `aud` of tokens (required with a JWKS; `vacancy` in dev mode).
+    #[arg(long, env = "VACANCY_JWT_AUDIENCE")]
+    jwt_audience: Option<String>,
+    /// Where dev mode keeps its key pair.
+    #[arg(long, env = "VACANCY_DEV_KEYS_DIR", default_value = "data/dev-keys")]
+    dev_keys_dir: PathBuf,
+}
+
+impl AuthArgs {
+    fn config(&self) -> anyhow::Result<AuthConfig> {
+        let mut config = AuthConfig {
+            jwks_file: self.jwks_file.clone(),
+            jwks_url: self.jwks_url.clone(),
+            jwks_inline: None,
+            jwks_refresh: Duration::from_secs(self.jwks_refresh_secs),
+            issuer: String::new(),
+            audience: String::new(),
+            leeway: Duration::from_secs(30),
+        };
+        if self.jwks_file.is_none() && self.jwks_url.is_none() {
+            let keys = DevKeys::load_or_create(&self.dev_keys_dir)?;
+            tracing::warn!(
+                keys_dir = %self.dev_keys_dir.display(),
+                kid = keys.kid(),
+                "DEV MODE: no --jwks-file or --jwks-url; trusting a local dev key. \
+                 Anyone who can read the keys folder can mint tokens. Mint one with \
+                 `vacancy token --role admin --sub me`. Never run this in production."
+            );
+            config.jwks_file = Some(DevKeys::jwks_path(&self.dev_keys_dir));
+            config.issuer = self.jwt_issuer.clone().unwrap_or_else(|| DEV_ISSUER.into());
+            config.audience = self
+                .jwt_audience
+                .clone()
+                .unwrap_or_else(|| DEV_AUDIENCE.into());
+        } else {
+            let (Some(issuer), Some(audience)) = (&self.jwt_issuer, &self.jwt_audience) else {
+                anyhow::bail!("--jwt-issuer and --jwt-audience are required with a JWKS");
+            };
+            config.issuer = issuer.clone();
+            config.audience = audience.clone();
+        }
+        Ok(config)
+    }
+}
+
+/// TLS on the API listener.
+#[derive(Debug, Args)]
+struct TlsArgs {
+    /// PEM certificate chain; with `--tls-key`, the API is served over TLS.
+    #[arg(long, env = "VACANCY_TLS_CERT", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key of the certificate.
+    #[arg(long, env = "VACANCY_TLS_KEY", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// PEM CA certificates: clients must present a certificate signed by one (mTLS).
+    #[arg(long, env = "VACANCY_TLS_CLIENT_CA", requires = "tls_cert")]
+    tls_client_ca: Option<PathBuf>,
+}
+
+impl TlsArgs {
+    fn config(&self) -> Option<TlsConfig> {
+        Some(TlsConfig {
+            cert: self.tls_cert.clone()?,
+            key: self.tls_key.clone()?,
+            client_ca: self.tls_client_ca.clone(),
+        })
+    }
 }
 
 #[derive(Debug, Args)]
@@ -129,11 +295,21 @@ struct SeedArgs {
 impl Cli {
     pub async fn run(self) -> anyhow::Result<()> {
         match self.command {
-            Command::Serve(args) => serve(args).await,
+            Command::Serve(args) => serve(*args).await,
             Command::Migrate(args) => {
                 let store = Store::connect(&args.options()).await?;
                 store.migrate().await?;
                 tracing::info!("migrations applied");
+                Ok(())
+            }
+            Command::Token(args) => {
+                let keys = DevKeys::load(&args.dev_keys_dir)?;
+                if !vacancy_api::dto::could_exist(&args.sub) {
+                    anyhow::bail!("--sub must be 1 to 64 letters, digits, '-', '_', '.' or ':'");
+                }
+                let now = SystemClock.now().as_second();
+                let claims = MintClaims::new(&args.sub, args.role.into(), now, args.ttl_secs);
+                println!("{}", keys.mint(&claims)?);
                 Ok(())
             }
             Command::Seed(args) => {
@@ -153,9 +329,27 @@ impl Cli {
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    let mut config = ServeConfig::new(args.listen, args.database.options());
+    let mut config = ServeConfig::new(args.listen, args.database.options(), args.auth.config()?);
+    config.tls = args.tls.config();
+    config.metrics_listen = args.metrics_listen;
+    config.limits = ConnectionLimits {
+        header_read_timeout: Duration::from_secs(args.header_read_timeout_secs.max(1)),
+        ..ConnectionLimits::default()
+    };
     config.api = ApiConfig {
         default_hold_ttl: Duration::from_secs(args.default_hold_ttl_secs),
+        idempotency_lease: Duration::from_secs(args.idempotency_lease_secs.max(1)),
+        concurrency: ConcurrencyLimits {
+            reads: args.max_concurrent_reads,
+            batch: args.max_concurrent_batch,
+            writes: args.max_concurrent_writes,
+            queue_wait: Duration::from_millis(args.shed_queue_wait_ms),
+        },
+        rate_limit: RateLimitConfig {
+            per_second: args.rate_limit_per_second,
+            burst: args.rate_limit_burst,
+            shared: args.rate_limit_redis_url.map(SharedRateLimits::new),
+        },
         ..ApiConfig::default()
     };
     config.tasks = TaskConfig {
@@ -183,7 +377,14 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         ..L2Config::new(mode)
     });
     let app = Application::build(config, Arc::new(SystemClock)).await?;
-    tracing::info!(address = %app.local_addr()?, backend = ?app.state().store.backend(), "listening");
+    tracing::info!(
+        address = %app.local_addr()?,
+        metrics_address = ?app.metrics_addr(),
+        tls = args.tls.tls_cert.is_some(),
+        mtls = args.tls.tls_client_ca.is_some(),
+        backend = ?app.state().store.backend(),
+        "listening"
+    );
     app.run_until(shutdown_signal()).await
 }
 

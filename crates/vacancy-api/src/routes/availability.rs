@@ -10,6 +10,7 @@ use axum::response::{IntoResponse, Response};
 use vacancy_cache::{ReadOptions, Source};
 use vacancy_core::{StayRequest, check_stay};
 
+use crate::auth::Caller;
 use crate::dto::{
     AvailabilityBody, BatchBody, BatchCheck, CalendarBody, MAX_BATCH, RangeQuery, StayQuery,
     Unavailable, night_range, opaque_id, units,
@@ -46,9 +47,10 @@ fn with_source(source: Source, body: impl IntoResponse) -> Response {
 /// Calendar of a listing: remaining units per night over `[start, end)` (at most 731 nights).
 #[utoipa::path(get, path = "/v1/listings/{id}/calendar", tag = "availability", params(RangeQuery,
         ("Cache-Control" = Option<String>, Header, description = "`no-cache` reads the database directly")),
-    responses((status = 200, body = CalendarBody), (status = 404, body = Problem), (status = 422, body = Problem)))]
+    responses((status = 200, body = CalendarBody), (status = 401, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem)))]
 pub async fn calendar(
     State(state): State<AppState>,
+    _caller: Caller,
     Id(id): Id,
     headers: HeaderMap,
     StrictQuery(query): StrictQuery<RangeQuery>,
@@ -69,9 +71,10 @@ pub async fn calendar(
 /// Can this stay be booked now? When not, why not.
 #[utoipa::path(get, path = "/v1/listings/{id}/availability", tag = "availability", params(StayQuery,
         ("Cache-Control" = Option<String>, Header, description = "`no-cache` reads the database directly")),
-    responses((status = 200, body = AvailabilityBody), (status = 404, body = Problem), (status = 422, body = Problem)))]
+    responses((status = 200, body = AvailabilityBody), (status = 401, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem)))]
 pub async fn check(
     State(state): State<AppState>,
+    _caller: Caller,
     Id(id): Id,
     headers: HeaderMap,
     StrictQuery(query): StrictQuery<StayQuery>,
@@ -101,9 +104,10 @@ pub async fn check(
 /// Which of up to 1000 listings can take this stay — the call behind a search results page.
 #[utoipa::path(post, path = "/v1/availability/batch", tag = "availability", request_body = BatchCheck,
     params(("Cache-Control" = Option<String>, Header, description = "`no-cache` reads the database directly")),
-    responses((status = 200, body = BatchBody), (status = 422, body = Problem)))]
+    responses((status = 200, body = BatchBody), (status = 401, body = Problem), (status = 422, body = Problem)))]
 pub async fn batch(
     State(state): State<AppState>,
+    _caller: Caller,
     headers: HeaderMap,
     body: StrictJson<BatchCheck>,
 ) -> Result<Json<BatchBody>, ApiError> {

@@ -1,5 +1,7 @@
-//! The router: every route of API v1 and the operations endpoints.
+//! The router: every route of API v1 (behind authentication) and the open operations
+//! endpoints.
 
+pub mod audit;
 pub mod availability;
 pub mod blocks;
 pub mod listings;
@@ -9,11 +11,12 @@ pub mod stays;
 use axum::Router;
 use axum::routing::{get, post};
 
+use crate::MetricsRoute;
 use crate::error::ApiError;
 use crate::state::AppState;
 
-pub fn router(state: AppState) -> Router {
-    Router::new()
+pub fn router(state: AppState, metrics: MetricsRoute) -> Router {
+    let v1 = Router::new()
         .route("/v1/listings", post(listings::create))
         .route(
             "/v1/listings/{id}",
@@ -33,11 +36,29 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/bookings", post(stays::book))
         .route("/v1/bookings/{id}", get(stays::read_booking))
         .route("/v1/bookings/{id}/cancel", post(stays::cancel_booking))
+        .route("/v1/audit", get(audit::list))
+        // Only matched routes authenticate: an unknown path stays a 404 for everyone.
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::auth::authenticate,
+        ));
+    let mut open = Router::new()
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
-        .route("/metrics", get(ops::metrics))
-        .route("/openapi.json", get(ops::openapi))
+        .route("/openapi.json", get(ops::openapi));
+    if metrics == MetricsRoute::Included {
+        open = open.route("/metrics", get(ops::metrics));
+    }
+    v1.merge(open)
         .fallback(async || ApiError::NoRoute)
         .method_not_allowed_fallback(async || ApiError::MethodNotAllowed)
+        .with_state(state)
+}
+
+/// The router of the separate metrics listener.
+pub fn metrics_router(state: AppState) -> Router {
+    Router::new()
+        .route("/metrics", get(ops::metrics))
+        .fallback(async || ApiError::NoRoute)
         .with_state(state)
 }

@@ -1,12 +1,13 @@
 //! Starting the real service for a test, and small HTTP helpers.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use jiff::Timestamp;
 use reqwest::{Response, StatusCode};
 use serde_json::{Value, json};
-use vacancy_api::{Application, Clock, ManualClock, ServeConfig, TaskConfig};
+use vacancy_api::auth::dev::{DEV_AUDIENCE, DEV_ISSUER, DevKeys, MintClaims};
+use vacancy_api::{Application, AuthConfig, Clock, ManualClock, Role, ServeConfig, TaskConfig};
 use vacancy_events::BusConfig;
 use vacancy_store::testing::fresh_database_url;
 use vacancy_store::{Backend, Store, StoreOptions};
@@ -14,9 +15,72 @@ use vacancy_store::{Backend, Store, StoreOptions};
 /// The instant every test starts at (tests move it with `app.clock`).
 pub const START: &str = "2030-01-01T12:00:00Z";
 
+/// The subject of the admin token every request carries unless a test says otherwise.
+pub const ADMIN: &str = "admin-1";
+
+/// The key pair the test services trust (one per test binary).
+pub fn keys() -> &'static DevKeys {
+    static KEYS: OnceLock<DevKeys> = OnceLock::new();
+    KEYS.get_or_init(|| DevKeys::generate().expect("test key pair"))
+}
+
+/// Claims for `sub` as `role`, valid from 2020 to 2100 so tests can move the clock freely.
+pub fn claims(role: Role, sub: &str) -> MintClaims {
+    let from: Timestamp = "2020-01-01T00:00:00Z".parse().expect("instant");
+    let to: Timestamp = "2100-01-01T00:00:00Z".parse().expect("instant");
+    MintClaims::new(
+        sub,
+        role,
+        from.as_second(),
+        to.as_second() - from.as_second(),
+    )
+}
+
+/// A token the test services accept, for `sub` as `role`.
+pub fn token(role: Role, sub: &str) -> String {
+    keys().mint(&claims(role, sub)).expect("mint")
+}
+
+/// How the test services authenticate: the test key pair, the dev issuer and audience.
+pub fn test_auth() -> AuthConfig {
+    AuthConfig::inline(keys().jwks(), DEV_ISSUER, DEV_AUDIENCE)
+}
+
+/// The serve configuration tests start with (port 0, fast sweeps, the test keys).
+pub fn test_config(database_url: &str) -> ServeConfig {
+    let mut store_options = StoreOptions::new(database_url);
+    store_options.max_connections = 8;
+    let listen = "127.0.0.1:0".parse().expect("address");
+    let mut config = ServeConfig::new(listen, store_options, test_auth());
+    config.tasks = TaskConfig {
+        sweep_interval: Duration::from_millis(50),
+        ..TaskConfig::default()
+    };
+    config.drain_timeout = Duration::from_secs(5);
+    config
+}
+
+/// A client that sends `token` with every request.
+pub fn client_with(token: &str) -> reqwest::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(
+        reqwest::header::AUTHORIZATION,
+        format!("Bearer {token}").parse().expect("header value"),
+    );
+    reqwest::Client::builder()
+        .default_headers(headers)
+        .build()
+        .expect("client")
+}
+
 pub struct TestApp {
     pub base: String,
+    /// Sends the admin token ([`ADMIN`]) with every request.
     pub http: reqwest::Client,
+    /// The admin token `http` sends.
+    pub token: String,
+    /// `http://addr` of the separate metrics listener, when configured.
+    pub metrics_base: Option<String>,
     pub clock: Arc<ManualClock>,
     /// A separate handle on the same database, for checking what was written.
     pub store: Store,
@@ -43,33 +107,55 @@ pub async fn spawn(backend: Backend) -> TestApp {
 
 /// Starts one more replica of the service on an existing database, sharing `clock`.
 pub async fn spawn_on(database_url: &str, clock: Arc<ManualClock>) -> TestApp {
-    spawn_with(database_url, clock, BusConfig::Local, None).await
+    spawn_custom(database_url, clock, |_| {}).await
 }
 
-/// Starts a replica on an existing database with the given event bus.
+/// Starts the service on a fresh database of `backend`, with `tune` applied to its config.
+pub async fn spawn_tuned(backend: Backend, tune: impl FnOnce(&mut ServeConfig)) -> TestApp {
+    let url = fresh_database_url(backend)
+        .await
+        .expect("fresh test database");
+    let clock = Arc::new(ManualClock::new(START.parse().expect("start instant")));
+    spawn_custom(&url, clock, tune).await
+}
+
+/// Starts a replica on an existing database with the given event bus and L2.
 pub async fn spawn_with(
     database_url: &str,
     clock: Arc<ManualClock>,
     bus: BusConfig,
     l2: Option<vacancy_l2::L2Config>,
 ) -> TestApp {
-    let mut store_options = StoreOptions::new(database_url);
-    store_options.max_connections = 8;
-    let mut config = ServeConfig::new(
-        "127.0.0.1:0".parse().expect("address"),
-        store_options.clone(),
-    );
-    config.tasks = TaskConfig {
-        sweep_interval: Duration::from_millis(50),
-        ..TaskConfig::default()
-    };
-    config.drain_timeout = Duration::from_secs(5);
-    config.bus = bus;
-    config.l2 = l2;
+    spawn_custom(database_url, clock, |config| {
+        config.bus = bus;
+        config.l2 = l2;
+    })
+    .await
+}
+
+/// Starts a replica on an existing database; `tune` adjusts the test defaults.
+pub async fn spawn_custom(
+    database_url: &str,
+    clock: Arc<ManualClock>,
+    tune: impl FnOnce(&mut ServeConfig),
+) -> TestApp {
+    let mut config = test_config(database_url);
+    tune(&mut config);
+    spawn_config(config, clock).await
+}
+
+/// Starts the service with `config`.
+pub async fn spawn_config(config: ServeConfig, clock: Arc<ManualClock>) -> TestApp {
+    let database_url = config.store.url.clone();
+    let mut store_options = config.store.clone();
+    let config_tls = config.tls.is_some();
     let app = Application::build(config, clock.clone())
         .await
         .expect("service starts");
-    let base = format!("http://{}", app.local_addr().expect("bound address"));
+    let scheme = if config_tls { "https" } else { "http" };
+    let base = format!("{scheme}://{}", app.local_addr().expect("bound address"));
+    let admin = token(Role::Admin, ADMIN);
+    let metrics_base = app.metrics_addr().map(|a| format!("http://{a}"));
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(app.run_until(async move {
         let _ = rx.await;
@@ -80,10 +166,12 @@ pub async fn spawn_with(
         .expect("checking connection");
     TestApp {
         base,
-        http: reqwest::Client::new(),
+        http: client_with(&admin),
+        token: admin,
+        metrics_base,
         clock,
         store,
-        database_url: database_url.to_owned(),
+        database_url,
         shutdown: Some(tx),
     }
 }
@@ -125,6 +213,30 @@ impl Reply {
 }
 
 impl TestApp {
+    /// Sends `method path` with `body` (JSON) and `token` (none: no Authorization header).
+    pub async fn send_as(
+        &self,
+        token: Option<&str>,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Reply {
+        let client = match token {
+            Some(token) => client_with(token),
+            None => reqwest::Client::new(),
+        };
+        let mut request = client.request(method, format!("{}{path}", self.base));
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        Reply::from(request.send().await.expect("request")).await
+    }
+
+    /// A client that sends `token` with every request.
+    pub fn http_as(&self, token: &str) -> reqwest::Client {
+        client_with(token)
+    }
+
     pub async fn get(&self, path: &str) -> Reply {
         Reply::from(
             self.http

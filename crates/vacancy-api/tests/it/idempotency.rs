@@ -12,7 +12,7 @@ use rand::{Rng, SeedableRng};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use vacancy_api::extract::canonical_digest;
-use vacancy_api::idempotency::{ANONYMOUS_CLIENT, fingerprint};
+use vacancy_api::idempotency::fingerprint;
 use vacancy_store::{Backend, IdemBegin, IdemKey};
 
 use crate::helpers::spawn;
@@ -104,7 +104,7 @@ async fn a_request_still_in_flight_is_a_409_until_its_lease_runs_out(backend: Ba
     let body = json!({ "listing_id": listing, "check_in": "2030-02-01", "check_out": "2030-02-03", "guest_id": "g" });
     // Another replica took the key and has not finished (or died before committing).
     let key = IdemKey {
-        client: ANONYMOUS_CLIENT.into(),
+        client: crate::helpers::ADMIN.into(),
         key: "key-4".into(),
         fingerprint: fingerprint(&Method::POST, "/v1/bookings", &canonical_digest(&body)),
     };

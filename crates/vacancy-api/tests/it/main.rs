@@ -3,14 +3,19 @@
 
 mod helpers;
 
+mod audit;
+mod auth;
 mod batch;
 mod blocks;
+mod edge;
 mod freshness;
 mod idempotency;
 mod listings;
 mod nats;
 mod ops;
+mod overload;
 mod races;
+mod rate_limits;
 mod redis;
 mod rules;
 mod stays;

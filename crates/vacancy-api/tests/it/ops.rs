@@ -20,6 +20,7 @@ const ROUTES: &[(&str, &[&str])] = &[
     ("/v1/listings/{id}/calendar", &["get"]),
     ("/v1/listings/{id}/availability", &["get"]),
     ("/v1/availability/batch", &["post"]),
+    ("/v1/audit", &["get"]),
     ("/v1/holds", &["post"]),
     ("/v1/holds/{id}", &["get"]),
     ("/v1/holds/{id}/confirm", &["post"]),
@@ -59,7 +60,8 @@ async fn post_oversized(app: &TestApp, path: &str, body: &[u8]) -> Reply {
     let addr = app.base.trim_start_matches("http://");
     let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
     let head = format!(
-        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        app.token,
         body.len()
     );
     stream.write_all(head.as_bytes()).await.expect("send head");

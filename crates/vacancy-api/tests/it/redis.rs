@@ -15,13 +15,13 @@ use vacancy_store::Backend;
 use crate::helpers::{START, TestApp, spawn_with};
 
 /// A redis-server of the test's own on a free port, killed on drop.
-struct OwnRedis {
-    port: u16,
+pub(crate) struct OwnRedis {
+    pub(crate) port: u16,
     child: Option<Child>,
 }
 
 impl OwnRedis {
-    async fn start() -> Self {
+    pub(crate) async fn start() -> Self {
         let port = TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .expect("free port")
@@ -60,7 +60,7 @@ impl OwnRedis {
         panic!("redis-server did not come up on port {}", self.port);
     }
 
-    fn stop(&mut self) {
+    pub(crate) fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();

@@ -76,7 +76,8 @@ async fn post_oversized(app: &TestApp, path: &str, body: &[u8]) -> Reply {
     let addr = app.base.trim_start_matches("http://");
     let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
     let head = format!(
-        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        app.token,
         body.len()
     );
     stream.write_all(head.as_bytes()).await.expect("send head");
@@ -459,8 +460,9 @@ async fn a_missing_body_field_is_named(backend: Backend) {
     let cases = [
         (
             "/v1/bookings".to_owned(),
-            booking(&listing, json!({ "guest_id": null })),
-            "guest_id",
+            // guest_id may be left out (it defaults to the caller); the listing may not.
+            booking(&listing, json!({ "listing_id": null })),
+            "listing_id",
         ),
         (
             "/v1/holds".to_owned(),

@@ -140,9 +140,12 @@ async fn a_running_service_by_url() {
     .await
     .expect("service");
     let url = format!("http://{}", service.addr());
+    let token = service.admin_token().expect("token");
     let args = args(&[
         "--url",
         &url,
+        "--token",
+        &token,
         "--audit-database-url",
         service.database_url(),
         "--scenario",
