@@ -5,10 +5,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use vacancy_store::Backend;
 
-use crate::helpers::{Reply, TestApp, spawn};
-
-/// The documented body limit (`ApiConfig::default().max_body_bytes`).
-const MAX_BODY_BYTES: usize = 256 * 1024;
+use crate::helpers::{MAX_BODY_BYTES, Reply, TestApp, post_oversized, send, spawn};
 
 /// A stay every default listing accepts at the start instant.
 const CHECK_IN: &str = "2030-03-01";
@@ -48,90 +45,6 @@ async fn version(app: &TestApp, listing: &str) -> i64 {
     let reply = app.get(&format!("/v1/listings/{listing}")).await;
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
     reply.body["version"].as_i64().expect("version")
-}
-
-async fn send(request: reqwest::RequestBuilder) -> Reply {
-    let response = request.send().await.expect("request");
-    let status = response.status();
-    let headers = response.headers().clone();
-    let bytes = response.bytes().await.expect("response body");
-    Reply {
-        status,
-        headers,
-        body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-    }
-}
-
-/// POSTs `body` (longer than the limit) declaring its full length but sending only one byte
-/// more than the limit, then reads the answer. The server answers 413 once it has read that
-/// byte; a client that kept sending would race the server closing the connection on it (the
-/// unread rest turns the close into a reset that can swallow the 413), which is what makes
-/// reqwest flaky here. With nothing unread the close is clean and the 413 always arrives.
-async fn post_oversized(app: &TestApp, path: &str, body: &[u8]) -> Reply {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    assert!(
-        body.len() > MAX_BODY_BYTES,
-        "the body must be over the limit"
-    );
-    let addr = app.base.trim_start_matches("http://");
-    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
-    let head = format!(
-        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
-        app.token,
-        body.len()
-    );
-    stream.write_all(head.as_bytes()).await.expect("send head");
-    stream
-        .write_all(&body[..=MAX_BODY_BYTES])
-        .await
-        .expect("send body");
-    let mut raw = Vec::new();
-    let read = async {
-        let mut chunk = [0_u8; 8192];
-        loop {
-            if let Some(reply) = parse_response(&raw) {
-                return reply;
-            }
-            let n = stream.read(&mut chunk).await.expect("read response");
-            assert!(
-                n > 0,
-                "connection closed before a full response: {:?}",
-                String::from_utf8_lossy(&raw)
-            );
-            raw.extend_from_slice(&chunk[..n]);
-        }
-    };
-    tokio::time::timeout(std::time::Duration::from_secs(10), read)
-        .await
-        .expect("a response in time")
-}
-
-/// A complete HTTP/1.1 response with a Content-Length, if `raw` holds one.
-fn parse_response(raw: &[u8]) -> Option<Reply> {
-    let head_end = raw.windows(4).position(|w| w == b"\r\n\r\n")? + 4;
-    let head = std::str::from_utf8(&raw[..head_end]).expect("response head");
-    let mut lines = head.split("\r\n");
-    let status_line = lines.next()?;
-    let status = status_line
-        .split(' ')
-        .nth(1)?
-        .parse::<u16>()
-        .expect("status code");
-    let mut headers = reqwest::header::HeaderMap::new();
-    for line in lines.filter(|l| !l.is_empty()) {
-        let (name, value) = line.split_once(':').expect("header line");
-        let name =
-            reqwest::header::HeaderName::from_bytes(name.trim().as_bytes()).expect("header name");
-        let value = reqwest::header::HeaderValue::from_str(value.trim()).expect("header value");
-        headers.append(name, value);
-    }
-    let length: usize = headers.get("content-length")?.to_str().ok()?.parse().ok()?;
-    let body = raw.get(head_end..head_end + length)?;
-    Some(Reply {
-        status: StatusCode::from_u16(status).expect("status"),
-        headers,
-        body: serde_json::from_slice(body).unwrap_or(Value::Null),
-    })
 }
 
 #[track_caller]
