@@ -281,8 +281,10 @@ impl ReadPath {
                 },
             },
         };
-        if entry.version() < required {
-            // The database has not caught up with what was asked (or an event raced the load).
+        if entry.version() < required || !entry.covers(&range) {
+            // The database has not caught up with what was asked (or an event raced the load),
+            // or another path cached a copy over a different horizon meanwhile: answer from the
+            // database rather than from a copy that cannot say.
             return self.direct(id, range, now).await;
         }
         inner.hot.touch(id);

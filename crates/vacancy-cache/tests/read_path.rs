@@ -294,6 +294,26 @@ async fn hot_listings_are_refreshed_without_being_read(backend: Backend) {
     assert_eq!(view.expect("listing").source, Source::L1);
 }
 
+/// A copy cached over other nights (as a refresh on another horizon may leave) is never
+/// answered from for nights it does not cover: the listing exists, so the read finds it.
+async fn a_copy_that_does_not_cover_the_nights_is_not_answered_from(backend: Backend) {
+    let store = store(backend).await;
+    let id = listing(&store, 1).await;
+    let reads = ReadPath::new(store.clone(), None, CacheConfig::default());
+    let short = store
+        .snapshot(&id, nights(0, 3), now())
+        .await
+        .expect("read")
+        .expect("listing");
+    reads.prime(short).await;
+    let view = reads
+        .view(&id, nights(100, 2), now(), ReadOptions::default())
+        .await
+        .expect("read");
+    let view = view.expect("an existing listing is found");
+    assert_eq!(view.calendar.nights().count(), 2);
+}
+
 #[test]
 fn eighteen_months_of_a_one_unit_listing_weigh_a_few_hundred_bytes() {
     // The L1 budget in PRODUCT.md: 1 million listings' 18-month calendars in 400 MiB, i.e.
@@ -311,6 +331,7 @@ macro_rules! on_both_backends {
 }
 
 on_both_backends!(
+    a_copy_that_does_not_cover_the_nights_is_not_answered_from,
     hot_listings_are_refreshed_without_being_read,
     fifty_concurrent_misses_load_once,
     a_newer_version_is_never_answered_from_an_older_copy,
