@@ -53,7 +53,9 @@ fn assert_contention_was_audited(report: &BenchReport) {
         .expect("contend ran");
     let c = contend.contention.as_ref().expect("contention report");
     assert_eq!(c.overbookings, Some(0), "{:?}", c.findings);
-    assert!(c.winners > 0 && c.conflicts > 0, "{c:?}");
+    // Contention happened (someone was refused). Whether any measured request still won
+    // depends on how many the warm-up already placed on this machine, so it is not asserted.
+    assert!(c.conflicts > 0, "{c:?}");
     let requests: u64 = contend.phases.iter().map(|p| p.requests).sum();
     assert_eq!(c.winners + c.conflicts, requests);
     assert_eq!(overbookings(report), 0);
