@@ -43,7 +43,7 @@ impl InProcessService {
     /// Creates a fresh database for `options.backend` and starts the service on it, on a free
     /// loopback port.
     pub async fn start(options: &ServiceOptions) -> anyhow::Result<Self> {
-        let database_url = vacancy_store::testing::fresh_database_url(options.backend).await?;
+        let database_url = fresh_database_url(options.backend).await?;
         let mut store = StoreOptions::new(database_url.clone());
         store.max_connections = options.db_max_connections;
         let keys = Arc::new(DevKeys::generate()?);
@@ -156,16 +156,48 @@ fn serve(
     })
 }
 
-/// Deletes a database made by `fresh_database_url`: the SQLite file (and its WAL files) or the
+/// Prefix of the databases the harness creates. Not `vacancy_test_`: the test script drops
+/// every database with that prefix when it starts, which must not happen to a benchmark's
+/// database in the middle of a run.
+const DATABASE_PREFIX: &str = "vacancy_bench_";
+
+/// A URL for a new, empty database of `backend` that nobody else uses: a SQLite file under the
+/// temporary directory, or a PostgreSQL database created through the same admin URL the tests
+/// use (`VACANCY_TEST_POSTGRES_URL`).
+pub async fn fresh_database_url(backend: Backend) -> anyhow::Result<String> {
+    let name = format!("{DATABASE_PREFIX}{}", uuid::Uuid::now_v7().simple());
+    match backend {
+        Backend::Sqlite => {
+            let path = std::env::temp_dir()
+                .join("vacancy-bench")
+                .join(format!("{name}.db"));
+            Ok(format!("sqlite://{}", path.display()))
+        }
+        Backend::Postgres => {
+            let admin = vacancy_store::testing::postgres_admin_url();
+            let mut conn = sqlx::PgConnection::connect(&admin).await?;
+            conn.execute(format!("CREATE DATABASE {name}").as_str())
+                .await?;
+            conn.close().await?;
+            let base = admin
+                .rsplit_once('/')
+                .map_or(admin.as_str(), |(base, _)| base);
+            Ok(format!("{base}/{name}"))
+        }
+    }
+}
+
+/// Deletes a throwaway database — one made by [`fresh_database_url`] or by
+/// `vacancy_store::testing::fresh_database_url`: the SQLite file (and its WAL files) or the
 /// PostgreSQL database. Only names that look like those are touched.
 pub async fn drop_database(url: &str) -> anyhow::Result<()> {
     let name = url.rsplit('/').next().unwrap_or_default();
     let stem = name.trim_end_matches(".db");
-    anyhow::ensure!(
-        stem.strip_prefix("vacancy_test_")
-            .is_some_and(|rest| !rest.is_empty() && rest.bytes().all(|b| b.is_ascii_alphanumeric())),
-        "not a throwaway database: {name}"
-    );
+    let throwaway = [DATABASE_PREFIX, "vacancy_test_"].iter().any(|prefix| {
+        stem.strip_prefix(prefix)
+            .is_some_and(|rest| !rest.is_empty() && rest.bytes().all(|b| b.is_ascii_alphanumeric()))
+    });
+    anyhow::ensure!(throwaway, "not a throwaway database: {name}");
     if let Some(path) = url.strip_prefix("sqlite://") {
         for suffix in ["", "-wal", "-shm"] {
             match std::fs::remove_file(format!("{path}{suffix}")) {
