@@ -173,7 +173,7 @@ impl ApiError {
                 StatusCode::SERVICE_UNAVAILABLE,
                 "not-ready",
                 "Not ready",
-                "the service cannot serve requests yet: its database is unreachable or not migrated".into(),
+                "the service cannot serve requests now: its database is unreachable or not migrated, or too many events wait for the relay".into(),
             ),
             ApiError::Overloaded(class) => p(
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -257,11 +257,19 @@ fn store_problem(
             "Already exists",
             format!("a {what} with this id already exists"),
         ),
-        StoreError::Unavailable(_) => p(
+        StoreError::Unavailable(_) | StoreError::CircuitOpen { .. } => p(
             StatusCode::SERVICE_UNAVAILABLE,
             "database-unavailable",
             "Service unavailable",
             "the database is not reachable right now; retry shortly".into(),
+        ),
+        StoreError::TimedOut { .. } => p(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "database-unavailable",
+            "Service unavailable",
+            "the database did not answer in time; retry shortly (a write retried with its \
+             Idempotency-Key is applied at most once)"
+                .into(),
         ),
         StoreError::Database(_) | StoreError::Corrupt(_) => p(
             StatusCode::INTERNAL_SERVER_ERROR,

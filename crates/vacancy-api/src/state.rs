@@ -30,6 +30,8 @@ pub struct ApiConfig {
     pub rate_limit: RateLimitConfig,
     /// Largest request head accepted (the URI plus every header name and value), in bytes.
     pub max_head_bytes: usize,
+    /// `/readyz` fails while more outbox events than this wait for the relay (0: no bound).
+    pub ready_max_backlog: i64,
 }
 
 impl Default for ApiConfig {
@@ -42,6 +44,7 @@ impl Default for ApiConfig {
             concurrency: ConcurrencyLimits::default(),
             rate_limit: RateLimitConfig::default(),
             max_head_bytes: 32 * 1024,
+            ready_max_backlog: 100_000,
         }
     }
 }

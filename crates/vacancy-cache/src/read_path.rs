@@ -8,7 +8,6 @@ use std::time::{Duration, Instant};
 use jiff::Timestamp;
 use moka::future::Cache;
 use moka::ops::compute::Op;
-use rand::Rng;
 use vacancy_core::{NightRange, from_day_number};
 use vacancy_store::{Listing, Store, StoreError};
 
@@ -34,6 +33,10 @@ pub struct CacheConfig {
     pub hot_interval: Duration,
     /// How many of the most-read listings count as hot.
     pub hot_listings: usize,
+    /// How long past its TTL a copy may still answer, marked stale, while the database cannot
+    /// be reached. Copies stay in L1 (space permitting) this much longer than their TTL, but
+    /// are never answered from past the TTL while the database answers.
+    pub max_stale: Duration,
 }
 
 impl Default for CacheConfig {
@@ -46,6 +49,7 @@ impl Default for CacheConfig {
             l2_ttl: Duration::from_secs(900),
             hot_interval: Duration::from_secs(5),
             hot_listings: 1024,
+            max_stale: Duration::from_secs(3600),
         }
     }
 }
@@ -83,6 +87,9 @@ pub struct View {
     pub listing: Arc<Listing>,
     pub calendar: vacancy_core::Calendar,
     pub source: Source,
+    /// `Some(age of the copy)` when the database could not be asked and a copy past its TTL
+    /// answered instead: possibly out of date, and to be marked so.
+    pub stale: Option<Duration>,
 }
 
 /// The read path. Cheap to clone; clones share the caches.
@@ -94,6 +101,9 @@ pub struct ReadPath {
 struct Inner {
     store: Store,
     l1: Cache<String, Arc<Entry>>,
+    /// Copies past their TTL whose reload is under way or failed, kept to answer (marked
+    /// stale) while the database is unavailable; dropped once a reload succeeds.
+    fallback: moka::sync::Cache<String, Arc<Entry>>,
     l2: Option<Arc<dyn SharedCache>>,
     /// The newest version each listing's events announced, so a copy loaded just before an
     /// event is never served after it.
@@ -115,6 +125,7 @@ struct Counters {
     l2_misses: AtomicU64,
     db_loads: AtomicU64,
     refreshes: AtomicU64,
+    stale_served: AtomicU64,
 }
 
 /// A snapshot of a read path's counters.
@@ -128,6 +139,8 @@ pub struct CacheStats {
     pub db_loads: u64,
     /// Listings reloaded in the background (stale-while-revalidate, events, hot listings).
     pub refreshes: u64,
+    /// Listings answered from a copy past its TTL because the database was unavailable.
+    pub stale_served: u64,
 }
 
 /// A load that found nothing or failed; shared by coalesced waiters.
@@ -137,31 +150,42 @@ enum LoadError {
     Store(StoreError),
 }
 
-struct JitteredTtl(Duration);
+/// L1 drops a copy for good only after its TTL and `max_stale`; until then a copy past its TTL
+/// is kept for outages but never answered from while the database answers.
+struct KeepForOutages {
+    ttl: Duration,
+    max_stale: Duration,
+}
 
-impl moka::Expiry<String, Arc<Entry>> for JitteredTtl {
+impl moka::Expiry<String, Arc<Entry>> for KeepForOutages {
     fn expire_after_create(
         &self,
         _: &String,
         _: &Arc<Entry>,
         _: std::time::Instant,
     ) -> Option<Duration> {
-        Some(jitter(self.0))
+        Some(self.ttl.mul_f64(1.1) + self.max_stale)
     }
 
     fn expire_after_update(
         &self,
-        _: &String,
-        _: &Arc<Entry>,
-        _: Instant,
+        key: &String,
+        value: &Arc<Entry>,
+        now: Instant,
         _: Option<Duration>,
     ) -> Option<Duration> {
-        Some(jitter(self.0))
+        self.expire_after_create(key, value, now)
     }
 }
 
-fn jitter(base: Duration) -> Duration {
-    base.mul_f64(rand::rng().random_range(0.9..1.1))
+/// The TTL of one listing's copies: `base` ±10 %, fixed per listing (a hash of its id) so that
+/// copies loaded together expire at different times.
+fn jittered(base: Duration, listing_id: &str) -> Duration {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    listing_id.hash(&mut hasher);
+    let unit = (hasher.finish() % 10_000) as f64 / 10_000.0;
+    base.mul_f64(0.9 + 0.2 * unit)
 }
 
 fn key(listing_id: &str) -> String {
@@ -170,10 +194,19 @@ fn key(listing_id: &str) -> String {
 
 impl ReadPath {
     pub fn new(store: Store, l2: Option<Arc<dyn SharedCache>>, config: CacheConfig) -> Self {
+        let weigh = |k: &String, v: &Arc<Entry>| (k.len() as u32).saturating_add(v.weight());
         let l1 = Cache::builder()
             .max_capacity(config.max_bytes)
-            .weigher(|k: &String, v: &Arc<Entry>| (k.len() as u32).saturating_add(v.weight()))
-            .expire_after(JitteredTtl(config.ttl))
+            .weigher(weigh)
+            .expire_after(KeepForOutages {
+                ttl: config.ttl,
+                max_stale: config.max_stale,
+            })
+            .build();
+        let fallback = moka::sync::Cache::builder()
+            .max_capacity(config.max_bytes / 4)
+            .weigher(weigh)
+            .time_to_live(config.max_stale)
             .build();
         let latest = moka::sync::Cache::builder()
             .max_capacity(1_000_000)
@@ -187,6 +220,7 @@ impl ReadPath {
             inner: Arc::new(Inner {
                 store,
                 l1,
+                fallback,
                 l2,
                 latest,
                 refreshing,
@@ -211,6 +245,7 @@ impl ReadPath {
             l2_misses: c.l2_misses.load(Relaxed),
             db_loads: c.db_loads.load(Relaxed),
             refreshes: c.refreshes.load(Relaxed),
+            stale_served: c.stale_served.load(Relaxed),
         }
     }
 
@@ -245,7 +280,8 @@ impl ReadPath {
         let required = self.required_version(id, &opts);
         let inner = &self.inner;
         if let Some(entry) = inner.l1.get(id).await {
-            if entry.version() >= required && entry.covers(&range) {
+            let usable = entry.version() >= required && entry.covers(&range);
+            if usable && self.within_ttl(&entry) {
                 inner.stats.l1_hits.fetch_add(1, Relaxed);
                 metrics::counter!("vacancy_cache_lookups_total", "layer" => "l1", "result" => "hit").increment(1);
                 inner.hot.touch(id);
@@ -254,7 +290,12 @@ impl ReadPath {
                     listing: entry.listing.clone(),
                     calendar,
                     source: Source::L1,
+                    stale: None,
                 }));
+            }
+            if usable {
+                // Past its TTL: reload, but keep the copy in case the database is down.
+                inner.fallback.insert(id.to_owned(), entry);
             }
             inner.l1.invalidate(id).await;
         }
@@ -271,15 +312,30 @@ impl ReadPath {
             .await;
         let entry = match loaded {
             Ok(entry) => entry,
-            Err(e) => match Arc::try_unwrap(e) {
-                Ok(LoadError::NotFound) => return Ok(None),
-                Ok(LoadError::Store(err)) => return Err(err),
-                Err(shared) => match shared.as_ref() {
-                    LoadError::NotFound => return Ok(None),
-                    // Another waiter owns the error: read directly rather than clone it.
-                    LoadError::Store(_) => return self.direct(id, range, now).await,
-                },
-            },
+            Err(e) => {
+                let err = match Arc::try_unwrap(e) {
+                    Ok(LoadError::NotFound) => return Ok(None),
+                    Ok(LoadError::Store(err)) => err,
+                    Err(shared) => match shared.as_ref() {
+                        LoadError::NotFound => return Ok(None),
+                        LoadError::Store(err) if err.is_unavailable() => {
+                            match self.stale_view(id, range, now, required) {
+                                Some(view) => return Ok(Some(view)),
+                                // Another waiter owns the error: read directly rather than
+                                // clone it.
+                                None => return self.direct(id, range, now).await,
+                            }
+                        }
+                        LoadError::Store(_) => return self.direct(id, range, now).await,
+                    },
+                };
+                if err.is_unavailable()
+                    && let Some(view) = self.stale_view(id, range, now, required)
+                {
+                    return Ok(Some(view));
+                }
+                return Err(err);
+            }
         };
         if entry.version() < required || !entry.covers(&range) {
             // The database has not caught up with what was asked (or an event raced the load),
@@ -293,7 +349,44 @@ impl ReadPath {
             listing: entry.listing.clone(),
             calendar,
             source,
+            stale: None,
         }))
+    }
+
+    /// Whether `entry` is within its TTL, i.e. may be answered from while the database answers.
+    fn within_ttl(&self, entry: &Entry) -> bool {
+        entry.loaded_at.elapsed() <= jittered(self.inner.config.ttl, &entry.listing.id)
+    }
+
+    /// A copy of `id` past its TTL, at `required` version or newer and covering `range`, to
+    /// answer with while the database cannot be asked. Counted, and marked with its age.
+    fn stale_view(
+        &self,
+        id: &str,
+        range: NightRange,
+        now: Timestamp,
+        required: i64,
+    ) -> Option<View> {
+        let entry = self.stale_entry(id, &range, required)?;
+        let calendar = entry.calendar_at(&range, now)?;
+        Some(View {
+            listing: entry.listing.clone(),
+            calendar,
+            source: entry.origin,
+            stale: Some(entry.loaded_at.elapsed()),
+        })
+    }
+
+    fn stale_entry(&self, id: &str, range: &NightRange, required: i64) -> Option<Arc<Entry>> {
+        let config = &self.inner.config;
+        let entry = self.inner.fallback.get(id).filter(|e| {
+            e.version() >= required
+                && e.covers(range)
+                && e.loaded_at.elapsed() <= config.ttl.mul_f64(1.1) + config.max_stale
+        })?;
+        self.inner.stats.stale_served.fetch_add(1, Relaxed);
+        metrics::counter!("vacancy_cache_stale_served_total").increment(1);
+        Some(entry)
     }
 
     /// Listings over `range` at `now`, in the order of `ids`, unknown ones left out.
@@ -324,9 +417,14 @@ impl ReadPath {
                     if entry.version() >= self.required_version(id, &opts)
                         && entry.covers(&range) =>
                 {
-                    inner.hot.touch(id);
-                    self.refresh_if_old(id, &entry);
-                    found.insert(id.clone(), (entry, Source::L1));
+                    if self.within_ttl(&entry) {
+                        inner.hot.touch(id);
+                        self.refresh_if_old(id, &entry);
+                        found.insert(id.clone(), (entry, Source::L1));
+                    } else {
+                        inner.fallback.insert(id.clone(), entry);
+                        missing.push(id.clone());
+                    }
                 }
                 _ => missing.push(id.clone()),
             }
@@ -341,9 +439,27 @@ impl ReadPath {
             .increment(hits);
         metrics::counter!("vacancy_cache_lookups_total", "layer" => "l1", "result" => "miss")
             .increment(missing.len() as u64);
+        let mut stale = std::collections::HashSet::new();
         if !missing.is_empty() {
-            for (id, entry, source) in self.load_many(&missing, now, &opts).await? {
-                found.insert(id, (entry, source));
+            match self.load_many(&missing, now, &opts).await {
+                Ok(loaded) => {
+                    for (id, entry, source) in loaded {
+                        found.insert(id, (entry, source));
+                    }
+                }
+                Err(err) if err.is_unavailable() => {
+                    // Every missing listing needs a usable copy, or the batch cannot be
+                    // answered: leaving one out would say it does not exist.
+                    for id in &missing {
+                        let required = self.required_version(id, &opts);
+                        let Some(entry) = self.stale_entry(id, &range, required) else {
+                            return Err(err);
+                        };
+                        stale.insert(id.clone());
+                        found.insert(id.clone(), (entry.clone(), entry.origin));
+                    }
+                }
+                Err(err) => return Err(err),
             }
         }
         Ok(ids
@@ -355,6 +471,7 @@ impl ReadPath {
                     listing: entry.listing.clone(),
                     calendar,
                     source: *source,
+                    stale: stale.contains(id).then(|| entry.loaded_at.elapsed()),
                 })
             })
             .collect())
@@ -391,6 +508,7 @@ impl ReadPath {
     /// Drops every copy (after missed events).
     pub fn invalidate_all(&self) {
         self.inner.l1.invalidate_all();
+        self.inner.fallback.invalidate_all();
     }
 
     /// Reloads the hottest listings that are getting old, so they never miss. Runs until
@@ -492,6 +610,7 @@ impl ReadPath {
             .await
             .map_err(LoadError::Store)?;
         let entry = Arc::new(Entry::new(snapshot.ok_or(LoadError::NotFound)?));
+        self.inner.fallback.invalidate(id);
         self.write_l2(&entry);
         Ok(entry)
     }
@@ -556,6 +675,7 @@ impl ReadPath {
     /// Puts `entry` in L1 unless a copy of the same or a newer version is there.
     async fn insert_if_newer(&self, entry: Arc<Entry>) {
         let id = entry.listing.id.clone();
+        self.inner.fallback.invalidate(&id);
         self.inner
             .l1
             .entry(id)
@@ -623,5 +743,6 @@ fn direct_view(s: vacancy_store::ListingSnapshot, range: NightRange, _now: Times
         listing: Arc::new(s.listing),
         calendar: s.calendar,
         source: Source::Database,
+        stale: None,
     }
 }

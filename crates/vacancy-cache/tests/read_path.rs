@@ -314,6 +314,71 @@ async fn a_copy_that_does_not_cover_the_nights_is_not_answered_from(backend: Bac
     assert_eq!(view.calendar.nights().count(), 2);
 }
 
+async fn an_expired_copy_answers_marked_stale_while_the_database_is_down(backend: Backend) {
+    let store = store(backend).await;
+    let (cached, never_read, written) = (
+        listing(&store, 1).await,
+        listing(&store, 1).await,
+        listing(&store, 1).await,
+    );
+    let config = CacheConfig {
+        ttl: Duration::from_millis(100),
+        fresh_for: Duration::from_millis(100),
+        ..CacheConfig::default()
+    };
+    let reads = ReadPath::new(store.clone(), None, config);
+    let range = nights(10, 3);
+    let opts = ReadOptions::default();
+    for id in [&cached, &written] {
+        let view = reads.view(id, range, now(), opts).await.expect("read");
+        assert!(view.expect("listing").stale.is_none());
+    }
+    // A later version is announced for one listing: its old copy must not be answered.
+    reads.note(&written, 2);
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    store.close().await;
+
+    let view = reads
+        .view(&cached, range, now(), opts)
+        .await
+        .expect("an expired copy answers while the database is down")
+        .expect("listing");
+    let age = view.stale.expect("marked stale");
+    assert!(age >= Duration::from_millis(100), "{age:?}");
+    assert_eq!(view.calendar.nights().count(), 3);
+    // Batches too, as long as every listing has a usable copy.
+    let views = reads
+        .views(std::slice::from_ref(&cached), range, now(), opts)
+        .await
+        .expect("batch from stale copies");
+    assert!(views[0].stale.is_some());
+    assert_eq!(reads.stats().stale_served, 2);
+    // No copy, or only one older than an announced version, or min_version asked above it:
+    // the error stands.
+    for (id, opts) in [
+        (&never_read, opts),
+        (&written, opts),
+        (
+            &cached,
+            ReadOptions {
+                min_version: Some(2),
+                ..opts
+            },
+        ),
+    ] {
+        let err = reads
+            .view(id, range, now(), opts)
+            .await
+            .expect_err("nothing usable to answer from");
+        assert!(err.is_unavailable(), "{err}");
+    }
+    let err = reads
+        .views(&[cached.clone(), never_read.clone()], range, now(), opts)
+        .await
+        .expect_err("a batch with one unanswerable listing fails as a whole");
+    assert!(err.is_unavailable());
+}
+
 #[test]
 fn eighteen_months_of_a_one_unit_listing_weigh_a_few_hundred_bytes() {
     // The L1 budget in PRODUCT.md: 1 million listings' 18-month calendars in 400 MiB, i.e.
@@ -338,4 +403,5 @@ on_both_backends!(
     an_expired_hold_stops_counting_in_a_cached_calendar,
     an_old_copy_is_served_while_one_refresh_runs,
     a_batch_loads_its_misses_in_one_go_and_keeps_them,
+    an_expired_copy_answers_marked_stale_while_the_database_is_down,
 );

@@ -34,6 +34,24 @@ impl BusConfig {
             publish_timeout: Duration::from_secs(2),
         }
     }
+
+    /// The same configuration with another publish acknowledgement timeout (NATS only).
+    pub fn with_publish_timeout(self, timeout: Duration) -> Self {
+        match self {
+            BusConfig::Nats {
+                url,
+                stream,
+                subject_prefix,
+                ..
+            } => BusConfig::Nats {
+                url,
+                stream,
+                subject_prefix,
+                publish_timeout: timeout,
+            },
+            BusConfig::Local => BusConfig::Local,
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]

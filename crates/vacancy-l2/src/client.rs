@@ -15,11 +15,11 @@ use rand::Rng;
 use redis::{RedisResult, Script};
 
 use crate::L2Error;
-use crate::breaker::{BreakerState, Permit};
 use crate::config::{L2Config, L2Mode};
 use crate::entry::{self, Versioned};
 use crate::node::{Node, Timeouts};
 use crate::ring::Ring;
+use vacancy_resilience::{BreakerState, Permit};
 
 /// What a [`L2::put`] did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

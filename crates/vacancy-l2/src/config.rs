@@ -6,7 +6,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use crate::breaker::BreakerConfig;
+use vacancy_resilience::BreakerConfig;
 
 /// How to reach Redis and how long to wait for it.
 #[derive(Clone, Debug)]

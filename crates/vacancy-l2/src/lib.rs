@@ -21,19 +21,19 @@
 //!   the connection), `open` (refused by an open breaker, no network) or `decode` (a stored
 //!   value that is not ours);
 //! - `vacancy_l2_writes_total{outcome}` — `written`, `stale`, `unavailable`;
-//! - `vacancy_l2_breaker_state{node}` — 0 closed, 1 open, 2 half-open.
+//! - `vacancy_breaker_state{dependency="redis", instance}` — 0 closed, 1 open, 2 half-open
+//!   (one breaker per node; `instance` is the node's address without credentials).
 
-mod breaker;
 mod client;
 mod config;
 mod entry;
 mod node;
 pub mod ring;
 
-pub use breaker::{BreakerConfig, BreakerState};
 pub use client::{L2, PutOutcome};
 pub use config::{L2Config, L2Mode};
 pub use entry::Versioned;
+pub use vacancy_resilience::{BreakerConfig, BreakerState};
 
 /// Why an [`L2`] could not be built. Only configuration problems are errors: an unreachable
 /// Redis is not (the client connects lazily and logs a warning).

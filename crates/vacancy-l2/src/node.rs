@@ -14,8 +14,8 @@ use redis::cluster_async::ClusterConnection;
 use redis::{IntoConnectionInfo, RedisResult, Script};
 
 use crate::L2Error;
-use crate::breaker::{Breaker, BreakerConfig};
 use crate::entry;
+use vacancy_resilience::{Breaker, BreakerConfig};
 
 pub(crate) struct Node {
     pub(crate) breaker: Breaker,
@@ -58,7 +58,7 @@ impl Node {
             .set_max_delay(Duration::from_millis(50));
         let manager = ConnectionManager::new_lazy_with_config(client, config).map_err(invalid)?;
         Ok(Self {
-            breaker: Breaker::new(identity, breaker),
+            breaker: Breaker::new("redis", identity, breaker),
             conn: Conn::Standalone(manager),
         })
     }
@@ -90,14 +90,14 @@ impl Node {
         let conn = client
             .get_pending_async_connection_with_config(redis::cluster::ClusterConfig::default());
         Ok(Self {
-            breaker: Breaker::new("cluster".to_owned(), breaker),
+            breaker: Breaker::new("redis", "cluster".to_owned(), breaker),
             conn: Conn::Cluster(conn),
         })
     }
 
     /// The node's address (`host:port/db`, or `cluster`), without credentials.
     pub(crate) fn identity(&self) -> &str {
-        self.breaker.node()
+        self.breaker.instance()
     }
 
     /// Checks that Redis answers and loads the write script (on every node of a cluster), so

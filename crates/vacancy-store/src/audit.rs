@@ -59,6 +59,15 @@ impl Store {
         listing_id: Option<&str>,
         limit: u32,
     ) -> Result<Vec<AuditRecord>, StoreError> {
+        self.guarded_read("audit_log", move || self.audit_log_once(listing_id, limit))
+            .await
+    }
+
+    async fn audit_log_once(
+        &self,
+        listing_id: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<AuditRecord>, StoreError> {
         let limit = limit.min(MAX_AUDIT_PAGE);
         let columns = "id, at, subject, role, action, resource_id, listing_id, request_id";
         let rows = match listing_id {

@@ -31,6 +31,17 @@ pub enum StoreError {
     /// The database could not be reached or did not answer in time.
     #[error("database unavailable: {0}")]
     Unavailable(#[source] sqlx::Error),
+    /// The database did not answer within the call's deadline (the call was abandoned; a
+    /// write was rolled back unless its commit had already reached the database).
+    #[error("database call {op} timed out after {after:?}")]
+    TimedOut {
+        op: &'static str,
+        after: std::time::Duration,
+    },
+    /// The database's circuit breaker is open after repeated failures: the call was refused
+    /// without touching the database.
+    #[error("database circuit breaker open; retry in {retry_after:?}")]
+    CircuitOpen { retry_after: std::time::Duration },
     /// Anything else the database said; a bug or a broken database, never bad input.
     #[error("database error: {0}")]
     Database(#[source] sqlx::Error),

@@ -59,6 +59,16 @@ impl Store {
         now: Timestamp,
         lease: Duration,
     ) -> Result<IdemBegin, StoreError> {
+        self.guarded_write("idem_begin", self.idem_begin_once(key, now, lease))
+            .await
+    }
+
+    async fn idem_begin_once(
+        &self,
+        key: &IdemKey,
+        now: Timestamp,
+        lease: Duration,
+    ) -> Result<IdemBegin, StoreError> {
         let now_ms = now.as_millisecond();
         let until = now_ms + lease.as_millis() as i64;
         let inserted = sqlx::query(
@@ -84,7 +94,7 @@ impl Store {
         .await?;
         let Some(row) = row else {
             // Purged between the two statements: treat as a fresh retry of the whole call.
-            return Box::pin(self.idem_begin(key, now, lease)).await;
+            return Box::pin(self.idem_begin_once(key, now, lease)).await;
         };
         if row.try_get::<String, _>("fingerprint")? != key.fingerprint {
             return Ok(IdemBegin::Mismatch);
@@ -123,6 +133,15 @@ impl Store {
         key: &IdemKey,
         response: &StoredResponse,
     ) -> Result<(), StoreError> {
+        self.guarded_write("idem_finish", self.idem_finish_once(key, response))
+            .await
+    }
+
+    async fn idem_finish_once(
+        &self,
+        key: &IdemKey,
+        response: &StoredResponse,
+    ) -> Result<(), StoreError> {
         sqlx::query(
             "UPDATE idempotency_keys SET state = 'done', status = $3, body = $4 \
              WHERE client = $1 AND key = $2 AND state = 'in_flight'",
@@ -138,6 +157,11 @@ impl Store {
 
     /// Forgets an attempt that failed for a reason a retry may not meet (a 5xx).
     pub async fn idem_abandon(&self, key: &IdemKey) -> Result<(), StoreError> {
+        self.guarded_write("idem_abandon", self.idem_abandon_once(key))
+            .await
+    }
+
+    async fn idem_abandon_once(&self, key: &IdemKey) -> Result<(), StoreError> {
         sqlx::query(
             "DELETE FROM idempotency_keys WHERE client = $1 AND key = $2 AND state = 'in_flight'",
         )

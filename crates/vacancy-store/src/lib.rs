@@ -18,6 +18,7 @@
 
 mod audit;
 mod error;
+mod guard;
 mod idempotency;
 mod listings;
 mod model;
@@ -30,9 +31,11 @@ pub mod testing;
 
 pub use audit::{Actor, AuditRecord, MAX_AUDIT_PAGE};
 pub use error::StoreError;
+pub use guard::DbPolicy;
 pub use idempotency::{IdemBegin, IdemCommit, IdemKey, StoredResponse};
 pub use model::{Claim, ClaimState, Event, Kind, Listing, ListingSnapshot, NewListing, RulesPatch};
 pub use pool::{Backend, CommitHook, Store, StoreOptions};
 pub use reads::AuditFinding;
 pub use relay::OutboxRow;
+pub use vacancy_resilience::{BreakerConfig, BreakerState, RetryPolicy};
 pub use writes::StayClaim;

@@ -107,6 +107,16 @@ impl Store {
         now: Timestamp,
         idem: Option<&IdemCommit<'_, Listing>>,
     ) -> Result<Listing, StoreError> {
+        self.guarded_write("create_listing", self.create_listing_once(new, now, idem))
+            .await
+    }
+
+    async fn create_listing_once(
+        &self,
+        new: NewListing,
+        now: Timestamp,
+        idem: Option<&IdemCommit<'_, Listing>>,
+    ) -> Result<Listing, StoreError> {
         let mut tx = self.begin_write().await?;
         let id = new.id.unwrap_or_else(new_id);
         let rules = new.rules;
@@ -150,6 +160,16 @@ impl Store {
     /// Changes a listing's zone and rules. Lowering `units` below what some night already uses
     /// is a conflict naming those nights.
     pub async fn update_listing(
+        &self,
+        id: &str,
+        patch: RulesPatch,
+        now: Timestamp,
+    ) -> Result<Listing, StoreError> {
+        self.guarded_write("update_listing", self.update_listing_once(id, patch, now))
+            .await
+    }
+
+    async fn update_listing_once(
         &self,
         id: &str,
         patch: RulesPatch,

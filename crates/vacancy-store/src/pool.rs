@@ -7,6 +7,7 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, ConnectOptions, Executor};
 
 use crate::StoreError;
+use crate::guard::{DbPolicy, Guard};
 
 /// Which database a [`Store`] talks to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,6 +27,8 @@ pub struct StoreOptions {
     pub acquire_timeout: Duration,
     /// Longest any single statement may run (PostgreSQL `statement_timeout`; SQLite's busy wait).
     pub statement_timeout: Duration,
+    /// Client-side deadlines, circuit breaker and read retries for every call.
+    pub policy: DbPolicy,
 }
 
 impl StoreOptions {
@@ -35,6 +38,7 @@ impl StoreOptions {
             max_connections: 16,
             acquire_timeout: Duration::from_secs(3),
             statement_timeout: Duration::from_secs(5),
+            policy: DbPolicy::default(),
         }
     }
 }
@@ -47,6 +51,8 @@ pub struct Store {
     pub(crate) on_commit: Option<CommitHook>,
     /// Who writes through this handle (see [`Store::acting_as`]); `None` for system work.
     pub(crate) actor: Option<std::sync::Arc<crate::Actor>>,
+    /// Deadlines, breaker and retry budget, shared by every clone.
+    pub(crate) guard: std::sync::Arc<Guard>,
 }
 
 /// Called with every event this handle's writes committed, right after the commit (before the
@@ -117,6 +123,7 @@ impl Store {
             backend,
             on_commit: None,
             actor: None,
+            guard: std::sync::Arc::new(Guard::new(options.policy, redact(&options.url))),
         })
     }
 
@@ -134,10 +141,15 @@ impl Store {
 
     /// Whether the database answers a trivial query and every migration has been applied.
     pub async fn ready(&self) -> Result<(), StoreError> {
-        let applied: i64 =
-            sqlx::query_scalar("SELECT COUNT(*) FROM _sqlx_migrations WHERE success")
-                .fetch_one(&self.pool)
-                .await?;
+        let applied: i64 = self
+            .guarded_read("ready", || async {
+                Ok(
+                    sqlx::query_scalar("SELECT COUNT(*) FROM _sqlx_migrations WHERE success")
+                        .fetch_one(&self.pool)
+                        .await?,
+                )
+            })
+            .await?;
         let expected = match self.backend {
             Backend::Sqlite => SQLITE_MIGRATIONS.iter().count(),
             Backend::Postgres => POSTGRES_MIGRATIONS.iter().count(),

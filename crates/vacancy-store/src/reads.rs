@@ -28,6 +28,11 @@ pub struct AuditFinding {
 impl Store {
     /// One listing, without its calendar.
     pub async fn listing(&self, id: &str) -> Result<Option<Listing>, StoreError> {
+        self.guarded_read("listing", move || self.listing_once(id))
+            .await
+    }
+
+    async fn listing_once(&self, id: &str) -> Result<Option<Listing>, StoreError> {
         let row = sqlx::query(&format!(
             "SELECT {LISTING_COLUMNS} FROM listings WHERE id = $1"
         ))
@@ -55,6 +60,16 @@ impl Store {
     /// Listings with their calendars over `range` at `now`, in the order of `ids`; unknown ids
     /// are left out.
     pub async fn snapshots(
+        &self,
+        ids: &[String],
+        range: NightRange,
+        now: Timestamp,
+    ) -> Result<Vec<ListingSnapshot>, StoreError> {
+        self.guarded_read("snapshots", move || self.snapshots_once(ids, range, now))
+            .await
+    }
+
+    async fn snapshots_once(
         &self,
         ids: &[String],
         range: NightRange,
@@ -116,6 +131,11 @@ impl Store {
 
     /// A hold, booking or block by id.
     pub async fn claim(&self, id: &str) -> Result<Option<Claim>, StoreError> {
+        self.guarded_read("claim", move || self.claim_once(id))
+            .await
+    }
+
+    async fn claim_once(&self, id: &str) -> Result<Option<Claim>, StoreError> {
         let row = sqlx::query(&format!("SELECT {CLAIM_COLUMNS} FROM claims WHERE id = $1"))
             .bind(id)
             .fetch_optional(&self.pool)
@@ -125,6 +145,15 @@ impl Store {
 
     /// The active blocks of a listing that overlap `range`, in night order.
     pub async fn blocks(
+        &self,
+        listing_id: &str,
+        range: NightRange,
+    ) -> Result<Vec<Claim>, StoreError> {
+        self.guarded_read("blocks", move || self.blocks_once(listing_id, range))
+            .await
+    }
+
+    async fn blocks_once(
         &self,
         listing_id: &str,
         range: NightRange,
@@ -144,6 +173,15 @@ impl Store {
 
     /// Outbox events with an id above `after`, oldest first, at most `limit` of them.
     pub async fn outbox_after(
+        &self,
+        after: i64,
+        limit: u32,
+    ) -> Result<Vec<(i64, Event)>, StoreError> {
+        self.guarded_read("outbox_after", move || self.outbox_after_once(after, limit))
+            .await
+    }
+
+    async fn outbox_after_once(
         &self,
         after: i64,
         limit: u32,

@@ -19,6 +19,11 @@ pub struct OutboxRow {
 impl Store {
     /// Up to `limit` unpublished events, oldest first.
     pub async fn unpublished(&self, limit: u32) -> Result<Vec<OutboxRow>, StoreError> {
+        self.guarded_read("unpublished", move || self.unpublished_once(limit))
+            .await
+    }
+
+    async fn unpublished_once(&self, limit: u32) -> Result<Vec<OutboxRow>, StoreError> {
         let rows = sqlx::query(&format!(
             "SELECT id, payload FROM outbox WHERE published_at IS NULL ORDER BY id LIMIT {limit}"
         ))
@@ -40,6 +45,11 @@ impl Store {
     /// Marks exactly these events published. (Not a range: an event with a lower id may
     /// commit after a higher one, and must not be marked before it was sent.)
     pub async fn mark_published(&self, ids: &[i64], now: Timestamp) -> Result<(), StoreError> {
+        self.guarded_write("mark_published", self.mark_published_once(ids, now))
+            .await
+    }
+
+    async fn mark_published_once(&self, ids: &[i64], now: Timestamp) -> Result<(), StoreError> {
         for chunk in ids.chunks(256) {
             let list: Vec<String> = chunk.iter().map(i64::to_string).collect();
             sqlx::query(&format!(
@@ -55,6 +65,11 @@ impl Store {
 
     /// How many events wait to be published (for readiness and metrics).
     pub async fn outbox_backlog(&self) -> Result<i64, StoreError> {
+        self.guarded_read("outbox_backlog", move || self.outbox_backlog_once())
+            .await
+    }
+
+    async fn outbox_backlog_once(&self) -> Result<i64, StoreError> {
         Ok(
             sqlx::query_scalar("SELECT COUNT(*) FROM outbox WHERE published_at IS NULL")
                 .fetch_one(&self.pool)
@@ -65,6 +80,17 @@ impl Store {
     /// Takes or renews the lease `name` for `holder` until `now + ttl`. True when `holder`
     /// holds it afterwards; false when another holder's lease is still running.
     pub async fn try_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        now: Timestamp,
+        ttl: Duration,
+    ) -> Result<bool, StoreError> {
+        self.guarded_write("try_lease", self.try_lease_once(name, holder, now, ttl))
+            .await
+    }
+
+    async fn try_lease_once(
         &self,
         name: &str,
         holder: &str,
@@ -88,6 +114,11 @@ impl Store {
 
     /// Gives the lease up early (on shutdown), so another replica takes over at once.
     pub async fn release_lease(&self, name: &str, holder: &str) -> Result<(), StoreError> {
+        self.guarded_write("release_lease", self.release_lease_once(name, holder))
+            .await
+    }
+
+    async fn release_lease_once(&self, name: &str, holder: &str) -> Result<(), StoreError> {
         sqlx::query("DELETE FROM leases WHERE name = $1 AND holder = $2")
             .bind(name)
             .bind(holder)

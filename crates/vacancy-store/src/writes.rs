@@ -292,12 +292,38 @@ impl Store {
         now: Timestamp,
         idem: Option<&IdemCommit<'_, Claim>>,
     ) -> Result<Claim, StoreError> {
+        self.guarded_write(
+            "place_hold",
+            self.place_hold_once(listing_id, stay, expires_at, now, idem),
+        )
+        .await
+    }
+
+    async fn place_hold_once(
+        &self,
+        listing_id: &str,
+        stay: &StayClaim,
+        expires_at: Timestamp,
+        now: Timestamp,
+        idem: Option<&IdemCommit<'_, Claim>>,
+    ) -> Result<Claim, StoreError> {
         self.claim_stay(listing_id, stay, Kind::Hold, Some(expires_at), now, idem)
             .await
     }
 
     /// Books a stay directly, without a hold.
     pub async fn book(
+        &self,
+        listing_id: &str,
+        stay: &StayClaim,
+        now: Timestamp,
+        idem: Option<&IdemCommit<'_, Claim>>,
+    ) -> Result<Claim, StoreError> {
+        self.guarded_write("book", self.book_once(listing_id, stay, now, idem))
+            .await
+    }
+
+    async fn book_once(
         &self,
         listing_id: &str,
         stay: &StayClaim,
@@ -353,6 +379,16 @@ impl Store {
         now: Timestamp,
         idem: Option<&IdemCommit<'_, Claim>>,
     ) -> Result<Claim, StoreError> {
+        self.guarded_write("confirm_hold", self.confirm_hold_once(hold_id, now, idem))
+            .await
+    }
+
+    async fn confirm_hold_once(
+        &self,
+        hold_id: &str,
+        now: Timestamp,
+        idem: Option<&IdemCommit<'_, Claim>>,
+    ) -> Result<Claim, StoreError> {
         let listing_id = self.listing_of(hold_id, Kind::Hold, "hold").await?;
         let mut w = WriteTx::open(self, &listing_id, now).await?;
         let hold = w.claim(hold_id, Kind::Hold, "hold").await?;
@@ -385,12 +421,26 @@ impl Store {
     /// Gives up a hold, freeing its nights. Releasing a hold that is already released or
     /// expired changes nothing and returns it; a confirmed hold cannot be released.
     pub async fn release_hold(&self, hold_id: &str, now: Timestamp) -> Result<Claim, StoreError> {
+        self.guarded_write("release_hold", self.release_hold_once(hold_id, now))
+            .await
+    }
+
+    async fn release_hold_once(&self, hold_id: &str, now: Timestamp) -> Result<Claim, StoreError> {
         self.end_claim(hold_id, Kind::Hold, "hold", ClaimState::Released, now)
             .await
     }
 
     /// Cancels a booking, freeing its nights. Cancelling twice returns the cancelled booking.
     pub async fn cancel_booking(
+        &self,
+        booking_id: &str,
+        now: Timestamp,
+    ) -> Result<Claim, StoreError> {
+        self.guarded_write("cancel_booking", self.cancel_booking_once(booking_id, now))
+            .await
+    }
+
+    async fn cancel_booking_once(
         &self,
         booking_id: &str,
         now: Timestamp,
@@ -455,6 +505,22 @@ impl Store {
         now: Timestamp,
         idem: Option<&IdemCommit<'_, Claim>>,
     ) -> Result<Claim, StoreError> {
+        self.guarded_write(
+            "add_block",
+            self.add_block_once(listing_id, nights, units, note, now, idem),
+        )
+        .await
+    }
+
+    async fn add_block_once(
+        &self,
+        listing_id: &str,
+        nights: NightRange,
+        units: Option<u16>,
+        note: Option<String>,
+        now: Timestamp,
+        idem: Option<&IdemCommit<'_, Claim>>,
+    ) -> Result<Claim, StoreError> {
         let mut w = WriteTx::open(self, listing_id, now).await?;
         let all = w.listing.rules.units();
         let units = units.unwrap_or(all);
@@ -482,6 +548,19 @@ impl Store {
     /// Reopens the nights of `nights` by trimming or splitting every block that covers any of
     /// them. Returns how many blocks changed (0 changes nothing, not even the version).
     pub async fn remove_blocks(
+        &self,
+        listing_id: &str,
+        nights: NightRange,
+        now: Timestamp,
+    ) -> Result<usize, StoreError> {
+        self.guarded_write(
+            "remove_blocks",
+            self.remove_blocks_once(listing_id, nights, now),
+        )
+        .await
+    }
+
+    async fn remove_blocks_once(
         &self,
         listing_id: &str,
         nights: NightRange,
@@ -532,6 +611,15 @@ impl Store {
     /// Releases holds that expired at or before `now`, one transaction per listing, for at most
     /// `max_listings` listings. Returns how many holds it released.
     pub async fn expire_holds(
+        &self,
+        now: Timestamp,
+        max_listings: u32,
+    ) -> Result<usize, StoreError> {
+        self.guarded_write("expire_holds", self.expire_holds_once(now, max_listings))
+            .await
+    }
+
+    async fn expire_holds_once(
         &self,
         now: Timestamp,
         max_listings: u32,

@@ -16,7 +16,7 @@ use vacancy_api::{
 use vacancy_cache::CacheConfig;
 use vacancy_events::BusConfig;
 use vacancy_l2::{L2Config, L2Mode};
-use vacancy_store::{Store, StoreOptions};
+use vacancy_store::{BreakerConfig, DbPolicy, RetryPolicy, Store, StoreOptions};
 
 /// Real-time availability and booking for marketplaces that sell nights.
 #[derive(Debug, Parser)]
@@ -98,6 +98,22 @@ struct DatabaseArgs {
     /// Longest any database statement may run, in milliseconds.
     #[arg(long, env = "VACANCY_DB_STATEMENT_TIMEOUT_MS", default_value_t = 5_000)]
     db_statement_timeout_ms: u64,
+    /// Longest a database read (with its retries) may take before the request gets a 503, in
+    /// milliseconds.
+    #[arg(long, env = "VACANCY_DB_READ_TIMEOUT_MS", default_value_t = 2_000)]
+    db_read_timeout_ms: u64,
+    /// Longest a write transaction may take before the request gets a 503, in milliseconds.
+    #[arg(long, env = "VACANCY_DB_WRITE_TIMEOUT_MS", default_value_t = 5_000)]
+    db_write_timeout_ms: u64,
+    /// Retries of a read after a transient connection error (within a shared budget of 10 %).
+    #[arg(long, env = "VACANCY_DB_READ_RETRIES", default_value_t = 2)]
+    db_read_retries: u32,
+    /// Consecutive database failures (errors, timeouts) that open its circuit breaker.
+    #[arg(long, env = "VACANCY_DB_BREAKER_FAILURES", default_value_t = 5)]
+    db_breaker_failures: u32,
+    /// How long an open database breaker refuses calls before one probe, in milliseconds.
+    #[arg(long, env = "VACANCY_DB_BREAKER_COOL_DOWN_MS", default_value_t = 1_000)]
+    db_breaker_cool_down_ms: u64,
 }
 
 impl DatabaseArgs {
@@ -105,6 +121,18 @@ impl DatabaseArgs {
         let mut options = StoreOptions::new(self.database_url.clone());
         options.max_connections = self.db_max_connections;
         options.statement_timeout = Duration::from_millis(self.db_statement_timeout_ms);
+        options.policy = DbPolicy {
+            read_timeout: Duration::from_millis(self.db_read_timeout_ms.max(1)),
+            write_timeout: Duration::from_millis(self.db_write_timeout_ms.max(1)),
+            breaker: BreakerConfig {
+                failure_threshold: self.db_breaker_failures.max(1),
+                cool_down: Duration::from_millis(self.db_breaker_cool_down_ms.max(1)),
+            },
+            retry: RetryPolicy {
+                max_retries: self.db_read_retries,
+                ..RetryPolicy::default()
+            },
+        };
         options
     }
 }
@@ -129,6 +157,10 @@ struct ServeArgs {
     /// events go to an in-process bus: fine for one replica, not for several.
     #[arg(long, env = "VACANCY_NATS_URL")]
     nats_url: Option<String>,
+    /// Longest one event publish may wait for JetStream's acknowledgement, in milliseconds
+    /// (unacknowledged events stay in the outbox and are published again).
+    #[arg(long, env = "VACANCY_NATS_TIMEOUT_MS", default_value_t = 2_000)]
+    nats_timeout_ms: u64,
     /// Redis for the shared calendar cache (L2), e.g. `redis://127.0.0.1:6379`. Without any
     /// Redis setting there is no L2 (L1 only).
     #[arg(long, env = "VACANCY_REDIS_URL", conflicts_with_all = ["redis_shards", "redis_cluster"])]
@@ -160,6 +192,10 @@ struct ServeArgs {
     /// seconds (also how long a crashed attempt blocks its key).
     #[arg(long, env = "VACANCY_IDEMPOTENCY_LEASE_SECS", default_value_t = 60)]
     idempotency_lease_secs: u64,
+    /// `/readyz` reports not ready while more outbox events than this wait for the relay (for
+    /// example while NATS is down); 0 disables the bound.
+    #[arg(long, env = "VACANCY_READY_MAX_BACKLOG", default_value_t = 100_000)]
+    ready_max_backlog: i64,
     /// Most single reads (calendar, availability, GETs) served at once; more are shed with 503.
     #[arg(long, env = "VACANCY_MAX_CONCURRENT_READS", default_value_t = 512)]
     max_concurrent_reads: usize,
@@ -339,6 +375,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     config.api = ApiConfig {
         default_hold_ttl: Duration::from_secs(args.default_hold_ttl_secs),
         idempotency_lease: Duration::from_secs(args.idempotency_lease_secs.max(1)),
+        ready_max_backlog: args.ready_max_backlog.max(0),
         concurrency: ConcurrencyLimits {
             reads: args.max_concurrent_reads,
             batch: args.max_concurrent_batch,
@@ -364,7 +401,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         ..CacheConfig::default()
     };
     if let Some(url) = args.nats_url {
-        config.bus = BusConfig::nats(url);
+        config.bus = BusConfig::nats(url)
+            .with_publish_timeout(Duration::from_millis(args.nats_timeout_ms.max(1)));
     }
     let l2_mode = match (args.redis_url, args.redis_shards, args.redis_cluster) {
         (Some(url), _, _) => Some(L2Mode::Standalone(url)),

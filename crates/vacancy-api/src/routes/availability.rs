@@ -1,7 +1,11 @@
 //! Reads: calendars, single availability checks and batch checks. All go through the read
 //! path (L1 → L2 → database); `Cache-Control: no-cache` skips the caches, `min_version` asks
 //! for at least that listing version (read-your-writes). Responses say where they came from in
-//! `X-Vacancy-Source` (`l1`, `l2` or `database`).
+//! `X-Vacancy-Source` (`l1`, `l2` or `database`). While the database cannot be reached, a
+//! listing whose cached copy has passed its TTL is still answered from that copy, marked
+//! `X-Vacancy-Stale: true` with its `Age` in seconds.
+
+use std::time::Duration;
 
 use axum::Json;
 use axum::extract::State;
@@ -35,12 +39,23 @@ fn read_options(headers: &HeaderMap, min_version: Option<i64>) -> ReadOptions {
     }
 }
 
-fn with_source(source: Source, body: impl IntoResponse) -> Response {
-    let mut response = body.into_response();
+fn with_source(source: Source, stale: Option<Duration>, body: impl IntoResponse) -> Response {
+    let mut response = with_staleness(stale, body);
     response.headers_mut().insert(
         "x-vacancy-source",
         HeaderValue::from_static(source.as_str()),
     );
+    response
+}
+
+/// Marks an answer given from an expired copy (the oldest one, for a batch).
+fn with_staleness(stale: Option<Duration>, body: impl IntoResponse) -> Response {
+    let mut response = body.into_response();
+    if let Some(age) = stale {
+        let headers = response.headers_mut();
+        headers.insert("x-vacancy-stale", HeaderValue::from_static("true"));
+        headers.insert(header::AGE, HeaderValue::from(age.as_secs()));
+    }
     response
 }
 
@@ -64,6 +79,7 @@ pub async fn calendar(
         .ok_or(ApiError::NotFound("listing"))?;
     Ok(with_source(
         view.source,
+        view.stale,
         Json(CalendarBody::new(&view.listing, &view.calendar)),
     ))
 }
@@ -98,7 +114,7 @@ pub async fn check(
         available: decision.is_available(),
         reasons: decision.reasons,
     };
-    Ok(with_source(view.source, Json(body)))
+    Ok(with_source(view.source, view.stale, Json(body)))
 }
 
 /// Which of up to 1000 listings can take this stay — the call behind a search results page.
@@ -110,7 +126,7 @@ pub async fn batch(
     _caller: Caller,
     headers: HeaderMap,
     body: StrictJson<BatchCheck>,
-) -> Result<Json<BatchBody>, ApiError> {
+) -> Result<Response, ApiError> {
     let req = body.value;
     if req.listing_ids.len() > MAX_BATCH {
         return Err(ApiError::invalid(
@@ -169,5 +185,6 @@ pub async fn batch(
         .filter(|id| !found.contains(id.as_str()) && missing.insert(id.as_str()))
         .cloned()
         .collect();
-    Ok(Json(out))
+    let stale = views.iter().filter_map(|v| v.stale).max();
+    Ok(with_staleness(stale, Json(out)))
 }

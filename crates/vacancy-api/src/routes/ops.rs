@@ -16,14 +16,23 @@ pub async fn healthz() -> Json<StatusBody> {
     Json(StatusBody { status: "ok" })
 }
 
-/// Readiness: the database answers and every migration is applied.
+/// Readiness: the database answers (its circuit breaker is not open), every migration is
+/// applied, and the outbox backlog waiting for the relay is within its bound.
 #[utoipa::path(get, path = "/readyz", tag = "operations", security(()),
     responses((status = 200, body = StatusBody), (status = 503, body = Problem)))]
 pub async fn readyz(State(state): State<AppState>) -> Result<Json<StatusBody>, ApiError> {
-    match state.store.ready().await {
-        Ok(()) => Ok(Json(StatusBody { status: "ready" })),
-        Err(err) => Err(ApiError::NotReady(err.to_string())),
+    let not_ready = |err: vacancy_store::StoreError| ApiError::NotReady(err.to_string());
+    state.store.ready().await.map_err(not_ready)?;
+    let bound = state.config.ready_max_backlog;
+    if bound > 0 {
+        let backlog = state.store.outbox_backlog().await.map_err(not_ready)?;
+        if backlog > bound {
+            return Err(ApiError::NotReady(format!(
+                "{backlog} events wait for the relay (bound {bound})"
+            )));
+        }
     }
+    Ok(Json(StatusBody { status: "ready" }))
 }
 
 /// Prometheus metrics in the text exposition format.

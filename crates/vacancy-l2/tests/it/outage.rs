@@ -26,7 +26,12 @@ async fn outage_opens_the_breaker_and_recovery_closes_it() {
     };
     let l2 = L2::connect(config).await.expect("connect");
     let node = format!("127.0.0.1:{}/0", server.port);
-    let gauge = || metrics.gauge("vacancy_l2_breaker_state", &[("node", &node)]);
+    let gauge = || {
+        metrics.gauge(
+            "vacancy_breaker_state",
+            &[("dependency", "redis"), ("instance", &node)],
+        )
+    };
     let ttl = Duration::from_secs(60);
     let keys = vec!["k".to_owned(), "other".to_owned()];
 

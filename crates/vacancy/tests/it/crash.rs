@@ -12,7 +12,7 @@ use tokio::sync::{Notify, Semaphore};
 
 use crate::support::{Server, client, day, fresh_sqlite, one_unit_listing};
 
-const REQUESTS: usize = 60;
+const REQUESTS: usize = 240;
 /// The crash comes once this many answers have arrived.
 const KILL_AFTER: usize = 12;
 

@@ -1,18 +1,20 @@
-//! A circuit breaker for one Redis node (or one cluster).
+//! A circuit breaker for one dependency (the database, one Redis node, ...).
 //!
 //! Closed: calls go through; after `failure_threshold` consecutive failures it opens. Open:
 //! calls are refused at once, without touching the network, until `cool_down` has passed;
 //! then it is half-open and lets exactly one probe through: success closes it, failure opens
 //! it again for another cool-down. Every change of state is logged and exported as the gauge
-//! `vacancy_l2_breaker_state{node}` (0 closed, 1 open, 2 half-open).
+//! `vacancy_breaker_state{dependency, instance}` (0 closed, 1 open, 2 half-open) and counted in
+//! `vacancy_breaker_transitions_total{dependency, instance, to}`.
 //!
-//! It knows nothing about Redis: callers report each outcome through a [`Permit`]. It must
-//! never block or sleep — it is a few comparisons under a mutex held for nanoseconds.
+//! It knows nothing about what it guards: callers report each outcome through a [`Permit`]
+//! (and decide which errors count as failures). It must never block or sleep — it is a few
+//! comparisons under a mutex held for nanoseconds.
 
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-/// When to stop calling a failing Redis and when to try again.
+/// When to stop calling a failing dependency and when to try again.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct BreakerConfig {
     /// Consecutive failures (errors or timeouts) that open the breaker. Default 5.
@@ -42,7 +44,7 @@ pub enum BreakerState {
 }
 
 impl BreakerState {
-    /// The value of the `vacancy_l2_breaker_state` gauge.
+    /// The value of the `vacancy_breaker_state` gauge.
     pub fn gauge_value(self) -> f64 {
         match self {
             Self::Closed => 0.0,
@@ -51,7 +53,8 @@ impl BreakerState {
         }
     }
 
-    fn name(self) -> &'static str {
+    /// `closed`, `open` or `half-open`.
+    pub fn name(self) -> &'static str {
         match self {
             Self::Closed => "closed",
             Self::Open => "open",
@@ -60,7 +63,7 @@ impl BreakerState {
     }
 
     /// How unhealthy: closed < half-open < open.
-    pub(crate) fn severity(self) -> u8 {
+    pub fn severity(self) -> u8 {
         match self {
             Self::Closed => 0,
             Self::HalfOpen => 1,
@@ -69,9 +72,12 @@ impl BreakerState {
     }
 }
 
-pub(crate) struct Breaker {
-    /// The node's address without credentials, used in logs and as the gauge label.
-    node: String,
+/// One circuit breaker. Share it (`Arc`) between the callers of one dependency instance.
+pub struct Breaker {
+    /// What it guards, e.g. `database` or `redis`: a metric label and a log field.
+    dependency: &'static str,
+    /// Which one, e.g. a node address without credentials: a metric label and a log field.
+    instance: String,
     config: BreakerConfig,
     inner: Mutex<Inner>,
 }
@@ -84,11 +90,13 @@ struct Inner {
 }
 
 impl Breaker {
-    pub(crate) fn new(node: String, config: BreakerConfig) -> Self {
-        metrics::gauge!("vacancy_l2_breaker_state", "node" => node.clone())
+    /// A closed breaker for `instance` of `dependency`.
+    pub fn new(dependency: &'static str, instance: String, config: BreakerConfig) -> Self {
+        metrics::gauge!("vacancy_breaker_state", "dependency" => dependency, "instance" => instance.clone())
             .set(BreakerState::Closed.gauge_value());
         Self {
-            node,
+            dependency,
+            instance,
             config,
             inner: Mutex::new(Inner {
                 state: BreakerState::Closed,
@@ -99,16 +107,36 @@ impl Breaker {
         }
     }
 
-    pub(crate) fn node(&self) -> &str {
-        &self.node
+    /// The guarded instance's name.
+    pub fn instance(&self) -> &str {
+        &self.instance
     }
 
-    pub(crate) fn state(&self) -> BreakerState {
+    /// The current state.
+    pub fn state(&self) -> BreakerState {
         self.lock().state
     }
 
-    /// Asks to make one call. `None` means "refused: do not touch the network".
-    pub(crate) fn try_acquire(&self) -> Option<Permit<'_>> {
+    /// The configuration it was built with.
+    pub fn config(&self) -> BreakerConfig {
+        self.config
+    }
+
+    /// How long until an open breaker lets a probe through (zero when it is not open): what a
+    /// refused caller can tell its own caller in `Retry-After`.
+    pub fn retry_after(&self) -> Duration {
+        let inner = self.lock();
+        match inner.state {
+            BreakerState::Open => self
+                .config
+                .cool_down
+                .saturating_sub(inner.opened_at.elapsed()),
+            BreakerState::Closed | BreakerState::HalfOpen => Duration::ZERO,
+        }
+    }
+
+    /// Asks to make one call. `None` means "refused: do not touch the dependency".
+    pub fn try_acquire(&self) -> Option<Permit<'_>> {
         self.try_acquire_at(Instant::now())
     }
 
@@ -169,27 +197,38 @@ impl Breaker {
     fn transition(&self, inner: &mut Inner, to: BreakerState) {
         let from = inner.state;
         inner.state = to;
-        metrics::gauge!("vacancy_l2_breaker_state", "node" => self.node.clone())
+        let (dependency, instance) = (self.dependency, self.instance.as_str());
+        metrics::gauge!("vacancy_breaker_state", "dependency" => dependency, "instance" => instance.to_owned())
             .set(to.gauge_value());
-        let (node, from, to_name) = (self.node.as_str(), from.name(), to.name());
+        metrics::counter!("vacancy_breaker_transitions_total", "dependency" => dependency, "instance" => instance.to_owned(), "to" => to.name())
+            .increment(1);
+        let (from, to_name) = (from.name(), to.name());
         match to {
             BreakerState::Open => tracing::warn!(
-                node,
+                dependency,
+                instance,
                 from,
                 to = to_name,
                 consecutive_failures = inner.consecutive_failures,
                 cool_down_ms = self.config.cool_down.as_millis() as u64,
-                "L2 circuit breaker opened: Redis calls refused until the cool-down ends"
+                "circuit breaker opened: calls refused until the cool-down ends"
             ),
             BreakerState::HalfOpen => {
-                tracing::info!(node, from, to = to_name, "L2 circuit breaker probing Redis")
+                tracing::info!(
+                    dependency,
+                    instance,
+                    from,
+                    to = to_name,
+                    "circuit breaker probing"
+                )
             }
             BreakerState::Closed => {
                 tracing::info!(
-                    node,
+                    dependency,
+                    instance,
                     from,
                     to = to_name,
-                    "L2 circuit breaker closed: Redis is back"
+                    "circuit breaker closed: the dependency answers again"
                 )
             }
         }
@@ -203,7 +242,8 @@ impl Breaker {
 }
 
 /// Leave to make one call; report how it went with [`Permit::success`] or [`Permit::failure`].
-pub(crate) struct Permit<'a> {
+/// A permit dropped without a report (its call was cancelled) says nothing about health.
+pub struct Permit<'a> {
     breaker: &'a Breaker,
     probe: bool,
     reported: bool,
@@ -218,11 +258,13 @@ impl<'a> Permit<'a> {
         }
     }
 
-    pub(crate) fn success(self) {
+    /// The call succeeded (or failed for a reason that says nothing about health).
+    pub fn success(self) {
         self.finish(true, Instant::now());
     }
 
-    pub(crate) fn failure(self) {
+    /// The call failed in a way that says the dependency is unhealthy (error, timeout).
+    pub fn failure(self) {
         self.finish(false, Instant::now());
     }
 
@@ -232,7 +274,7 @@ impl<'a> Permit<'a> {
     }
 
     /// Reports a result: `Ok` is a success, `Err` a failure.
-    pub(crate) fn report<T, E>(self, result: &Result<T, E>) {
+    pub fn report<T, E>(self, result: &Result<T, E>) {
         match result {
             Ok(_) => self.success(),
             Err(_) => self.failure(),
@@ -256,7 +298,8 @@ mod tests {
 
     fn breaker() -> Breaker {
         Breaker::new(
-            "test".to_owned(),
+            "test",
+            "one".to_owned(),
             BreakerConfig {
                 failure_threshold: 3,
                 cool_down: COOL_DOWN,
@@ -361,5 +404,14 @@ mod tests {
             slow.finish(false, t0 + COOL_DOWN / 2);
         }
         assert!(b.try_acquire_at(t0 + COOL_DOWN).is_some());
+    }
+
+    #[test]
+    fn retry_after_tells_the_rest_of_the_cool_down() {
+        let b = breaker();
+        assert_eq!(b.retry_after(), Duration::ZERO);
+        (0..3).for_each(|_| call(&b, Instant::now(), false));
+        let left = b.retry_after();
+        assert!(left > Duration::ZERO && left <= COOL_DOWN, "{left:?}");
     }
 }
