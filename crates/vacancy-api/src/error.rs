@@ -86,6 +86,8 @@ pub enum ApiError {
     Store(#[from] StoreError),
     #[error("not ready: {0}")]
     NotReady(String),
+    #[error("not ready: {backlog} events wait for the relay (bound {bound})")]
+    RelayBacklog { backlog: i64, bound: i64 },
     #[error("overloaded: too many {0} requests in flight")]
     Overloaded(&'static str),
     #[error("rate limited")]
@@ -173,7 +175,13 @@ impl ApiError {
                 StatusCode::SERVICE_UNAVAILABLE,
                 "not-ready",
                 "Not ready",
-                "the service cannot serve requests now: its database is unreachable or not migrated, or too many events wait for the relay".into(),
+                "the service cannot serve requests now: its database is unreachable or not migrated".into(),
+            ),
+            ApiError::RelayBacklog { backlog, bound } => p(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "not-ready",
+                "Not ready",
+                format!("{backlog} events wait for the relay, over the bound of {bound}"),
             ),
             ApiError::Overloaded(class) => p(
                 StatusCode::SERVICE_UNAVAILABLE,

@@ -62,7 +62,11 @@ fn with_staleness(stale: Option<Duration>, body: impl IntoResponse) -> Response 
 /// Calendar of a listing: remaining units per night over `[start, end)` (at most 731 nights).
 #[utoipa::path(get, path = "/v1/listings/{id}/calendar", tag = "availability", params(RangeQuery,
         ("Cache-Control" = Option<String>, Header, description = "`no-cache` reads the database directly")),
-    responses((status = 200, body = CalendarBody), (status = 401, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem)))]
+    responses((status = 200, body = CalendarBody, headers(("X-Vacancy-Source" = String, description = "where the answer came from: `l1`, `l2` or `database`"),
+            ("X-Vacancy-Stale" = Option<String>, description = "`true` when the database was unreachable and an expired cached copy answered"),
+            ("Age" = Option<u64>, description = "with `X-Vacancy-Stale`: the copy's age in seconds"))),
+        (status = 401, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem),
+        (status = 503, body = Problem, description = "the database is unavailable and no usable cached copy exists")))]
 pub async fn calendar(
     State(state): State<AppState>,
     _caller: Caller,
@@ -87,7 +91,11 @@ pub async fn calendar(
 /// Can this stay be booked now? When not, why not.
 #[utoipa::path(get, path = "/v1/listings/{id}/availability", tag = "availability", params(StayQuery,
         ("Cache-Control" = Option<String>, Header, description = "`no-cache` reads the database directly")),
-    responses((status = 200, body = AvailabilityBody), (status = 401, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem)))]
+    responses((status = 200, body = AvailabilityBody, headers(("X-Vacancy-Source" = String, description = "where the answer came from: `l1`, `l2` or `database`"),
+            ("X-Vacancy-Stale" = Option<String>, description = "`true` when the database was unreachable and an expired cached copy answered"),
+            ("Age" = Option<u64>, description = "with `X-Vacancy-Stale`: the copy's age in seconds"))),
+        (status = 401, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem),
+        (status = 503, body = Problem, description = "the database is unavailable and no usable cached copy exists")))]
 pub async fn check(
     State(state): State<AppState>,
     _caller: Caller,
@@ -120,7 +128,11 @@ pub async fn check(
 /// Which of up to 1000 listings can take this stay — the call behind a search results page.
 #[utoipa::path(post, path = "/v1/availability/batch", tag = "availability", request_body = BatchCheck,
     params(("Cache-Control" = Option<String>, Header, description = "`no-cache` reads the database directly")),
-    responses((status = 200, body = BatchBody), (status = 401, body = Problem), (status = 422, body = Problem)))]
+    responses((status = 200, body = BatchBody, headers(
+            ("X-Vacancy-Stale" = Option<String>, description = "`true` when the database was unreachable and expired cached copies answered"),
+            ("Age" = Option<u64>, description = "with `X-Vacancy-Stale`: the oldest copy's age in seconds"))),
+        (status = 401, body = Problem), (status = 422, body = Problem),
+        (status = 503, body = Problem, description = "the database is unavailable and some listing has no usable cached copy")))]
 pub async fn batch(
     State(state): State<AppState>,
     _caller: Caller,

@@ -27,9 +27,7 @@ pub async fn readyz(State(state): State<AppState>) -> Result<Json<StatusBody>, A
     if bound > 0 {
         let backlog = state.store.outbox_backlog().await.map_err(not_ready)?;
         if backlog > bound {
-            return Err(ApiError::NotReady(format!(
-                "{backlog} events wait for the relay (bound {bound})"
-            )));
+            return Err(ApiError::RelayBacklog { backlog, bound });
         }
     }
     Ok(Json(StatusBody { status: "ready" }))

@@ -390,6 +390,23 @@ async fn database_slow_partitioned_and_cut_under_load() {
     tokio::time::sleep(Duration::from_millis(1500)).await;
     proxy.blackhole();
     tokio::time::sleep(Duration::from_secs(2)).await;
+    // A search page's batch over cached listings is answered from the expired copies.
+    let batch = app
+        .post(
+            "/v1/availability/batch",
+            &json!({ "listing_ids": load.quiet, "check_in": "2030-02-10", "check_out": "2030-02-12" }),
+        )
+        .await;
+    assert_eq!(batch.status, StatusCode::OK, "{}", batch.body);
+    assert_eq!(
+        batch.headers.get("x-vacancy-stale").map(|v| v.as_bytes()),
+        Some(&b"true"[..])
+    );
+    assert!(batch.headers.contains_key("age"));
+    assert_eq!(
+        batch.body["available"].as_array().map(Vec::len),
+        Some(load.quiet.len())
+    );
     let ready = app.get("/readyz").await;
     assert_eq!(
         ready.status,
@@ -562,6 +579,7 @@ async fn nats_slow_and_cut_loses_no_event() {
     let bus = private_bus(&through(&nats_url, &proxy));
     let app = spawn_custom(&direct, clock.clone(), |config| {
         config.bus = bus.clone().with_publish_timeout(Duration::from_millis(300));
+        config.api.ready_max_backlog = 5;
     })
     .await;
     let app = Arc::new(app);
@@ -572,6 +590,25 @@ async fn nats_slow_and_cut_loses_no_event() {
     proxy.cut();
     tokio::time::sleep(Duration::from_secs(2)).await;
     let backlog = app.store.outbox_backlog().await.expect("backlog");
+    let ready = app.get("/readyz").await;
+    assert!(
+        backlog > 5,
+        "events waited in the outbox while NATS was cut off"
+    );
+    assert_eq!(
+        ready.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{}",
+        ready.body
+    );
+    assert!(
+        ready.body["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("wait for the relay"),
+        "{}",
+        ready.body
+    );
     proxy.restore();
     tokio::time::sleep(Duration::from_millis(1000)).await;
     let outcomes = stop_load(&load, tasks).await;
@@ -608,5 +645,10 @@ async fn nats_slow_and_cut_loses_no_event() {
         .await
         .expect("direct connection");
     assert_nothing_lost(&checker, &direct_bus, &outcomes).await;
+    assert_eq!(
+        app.get("/readyz").await.status,
+        StatusCode::OK,
+        "ready once drained"
+    );
     checker.close().await;
 }
