@@ -149,6 +149,16 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 16)]
     pub db_max_connections: u32,
 
+    /// The in-process service's bulkhead for single reads (its default: 512 at once); set it
+    /// below --connections to see shedding in a spike.
+    #[arg(long)]
+    pub max_concurrent_reads: Option<usize>,
+
+    /// Longest a request of the in-process service waits for a bulkhead slot before a 503
+    /// (its default: 50 ms).
+    #[arg(long, value_parser = parse_duration)]
+    pub shed_queue_wait: Option<Duration>,
+
     /// Listings loaded at once.
     #[arg(long, default_value_t = 16)]
     pub load_concurrency: usize,

@@ -23,6 +23,10 @@ pub struct ServiceOptions {
     pub threads: usize,
     /// The service's database pool size.
     pub db_max_connections: u32,
+    /// Its bulkhead for single reads (`None`: the service's default).
+    pub max_concurrent_reads: Option<usize>,
+    /// Its longest wait for a bulkhead slot (`None`: the service's default).
+    pub shed_queue_wait: Option<Duration>,
 }
 
 /// A running in-process service and the database it owns.
@@ -50,6 +54,12 @@ impl InProcessService {
         let auth = AuthConfig::inline(keys.jwks(), DEV_ISSUER, DEV_AUDIENCE);
         let mut config = ServeConfig::new(SocketAddr::from(([127, 0, 0, 1], 0)), store, auth);
         config.drain_timeout = Duration::from_secs(5);
+        if let Some(reads) = options.max_concurrent_reads {
+            config.api.concurrency.reads = reads.max(1);
+        }
+        if let Some(wait) = options.shed_queue_wait {
+            config.api.concurrency.queue_wait = wait;
+        }
         let (bound_tx, bound_rx) = oneshot::channel::<anyhow::Result<SocketAddr>>();
         let (shutdown_tx, shutdown_rx) = oneshot::channel::<()>();
         let threads = options.threads.max(1);

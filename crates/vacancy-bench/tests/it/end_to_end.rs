@@ -138,6 +138,8 @@ async fn a_running_service_by_url() {
         backend: Backend::Sqlite,
         threads: 1,
         db_max_connections: 4,
+        max_concurrent_reads: None,
+        shed_queue_wait: None,
     })
     .await
     .expect("service");
@@ -159,4 +161,49 @@ async fn a_running_service_by_url() {
     assert_no_unexpected_status(&report);
     assert_contention_was_audited(&report);
     service.stop_and_drop_database().await.expect("stop");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_spike_over_a_small_bulkhead_is_shed_not_failed() {
+    // One read at a time and no queueing: a 10x spike over 16 connections must be shed.
+    let args = args(&[
+        "--scenario",
+        "check",
+        "--spike",
+        "--rate",
+        "100",
+        "--spike-factor",
+        "10",
+        "--spike-duration",
+        "1s",
+        "--duration",
+        "1s",
+        "--connections",
+        "16",
+        "--max-concurrent-reads",
+        "1",
+        "--shed-queue-wait",
+        "0ms",
+    ]);
+    let report = run(&args, "test".into()).await.expect("run");
+    let spike = report.scenarios[0].spike.as_ref().expect("a spike report");
+    let during = spike
+        .parts
+        .iter()
+        .find(|p| p.name == "during")
+        .expect("the spike part");
+    assert!(during.requests > 0);
+    assert!(
+        during.by_status.get(&503).copied().unwrap_or(0) > 0,
+        "the spike was shed: {:?}",
+        during.by_status
+    );
+    for part in &spike.parts {
+        assert_eq!(
+            part.errors, 0,
+            "only designed answers: {:?}",
+            part.by_status
+        );
+        assert!(part.shed_fraction >= 0.0 && part.shed_fraction <= 1.0);
+    }
 }
