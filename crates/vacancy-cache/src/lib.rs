@@ -16,6 +16,8 @@
 
 mod entry;
 mod hot;
+mod l1;
+mod loads;
 mod read_path;
 mod shared;
 

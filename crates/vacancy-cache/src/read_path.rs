@@ -6,13 +6,14 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
-use moka::future::Cache;
 use moka::ops::compute::Op;
 use vacancy_core::{NightRange, from_day_number};
 use vacancy_store::{Listing, Store, StoreError};
 
 use crate::entry::Entry;
 use crate::hot::HotTracker;
+use crate::l1::{Inserted, L1};
+use crate::loads::Loads;
 use crate::shared::SharedCache;
 
 /// Read-path tunables.
@@ -100,13 +101,16 @@ pub struct ReadPath {
 
 struct Inner {
     store: Store,
-    l1: Cache<String, Arc<Entry>>,
+    l1: L1,
+    /// Misses under way, so concurrent misses on one listing share one load.
+    loads: Loads<Entry, LoadError>,
     /// Copies past their TTL whose reload is under way or failed, kept to answer (marked
     /// stale) while the database is unavailable; dropped once a reload succeeds.
     fallback: moka::sync::Cache<String, Arc<Entry>>,
     l2: Option<Arc<dyn SharedCache>>,
-    /// The newest version each listing's events announced, so a copy loaded just before an
-    /// event is never served after it.
+    /// The newest version each listing's events (and local commits) announced. L1 never keeps
+    /// a copy older than this (see [`L1::insert_if_newer`]), so a hit needs no lookup here;
+    /// loads ask for at least this version.
     latest: moka::sync::Cache<String, i64>,
     /// Listings with a background refresh under way (one at a time per listing).
     refreshing: moka::sync::Cache<String, ()>,
@@ -148,43 +152,17 @@ pub struct CacheStats {
 enum LoadError {
     NotFound,
     Store(StoreError),
+    /// The load's task died (a bug): waiters read the database directly instead.
+    Panicked,
 }
 
-/// L1 drops a copy for good only after its TTL and `max_stale`; until then a copy past its TTL
-/// is kept for outages but never answered from while the database answers.
-struct KeepForOutages {
-    ttl: Duration,
-    max_stale: Duration,
-}
-
-impl moka::Expiry<String, Arc<Entry>> for KeepForOutages {
-    fn expire_after_create(
-        &self,
-        _: &String,
-        _: &Arc<Entry>,
-        _: std::time::Instant,
-    ) -> Option<Duration> {
-        Some(self.ttl.mul_f64(1.1) + self.max_stale)
-    }
-
-    fn expire_after_update(
-        &self,
-        key: &String,
-        value: &Arc<Entry>,
-        now: Instant,
-        _: Option<Duration>,
-    ) -> Option<Duration> {
-        self.expire_after_create(key, value, now)
-    }
-}
-
-/// The TTL of one listing's copies: `base` ±10 %, fixed per listing (a hash of its id) so that
-/// copies loaded together expire at different times.
+/// The TTL of one listing's copies: `base` ±10 %, fixed per listing (an FNV-1a hash of its id,
+/// cheap enough for every read) so that copies loaded together expire at different times.
 fn jittered(base: Duration, listing_id: &str) -> Duration {
-    use std::hash::{Hash, Hasher};
-    let mut hasher = std::collections::hash_map::DefaultHasher::new();
-    listing_id.hash(&mut hasher);
-    let unit = (hasher.finish() % 10_000) as f64 / 10_000.0;
+    let hash = listing_id.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    let unit = (hash % 10_000) as f64 / 10_000.0;
     base.mul_f64(0.9 + 0.2 * unit)
 }
 
@@ -195,14 +173,9 @@ fn key(listing_id: &str) -> String {
 impl ReadPath {
     pub fn new(store: Store, l2: Option<Arc<dyn SharedCache>>, config: CacheConfig) -> Self {
         let weigh = |k: &String, v: &Arc<Entry>| (k.len() as u32).saturating_add(v.weight());
-        let l1 = Cache::builder()
-            .max_capacity(config.max_bytes)
-            .weigher(weigh)
-            .expire_after(KeepForOutages {
-                ttl: config.ttl,
-                max_stale: config.max_stale,
-            })
-            .build();
+        // A copy past its TTL stays (space permitting) for outages, never answered from while
+        // the database answers; after `max_stale` more it is gone for good.
+        let l1 = L1::new(config.max_bytes, config.ttl.mul_f64(1.1) + config.max_stale);
         let fallback = moka::sync::Cache::builder()
             .max_capacity(config.max_bytes / 4)
             .weigher(weigh)
@@ -220,6 +193,7 @@ impl ReadPath {
             inner: Arc::new(Inner {
                 store,
                 l1,
+                loads: Loads::new(),
                 fallback,
                 l2,
                 latest,
@@ -277,15 +251,18 @@ impl ReadPath {
         if opts.bypass_cache || !self.horizon(now).covers(&range) {
             return self.direct(id, range, now).await;
         }
-        let required = self.required_version(id, &opts);
         let inner = &self.inner;
-        if let Some(entry) = inner.l1.get(id).await {
-            let usable = entry.version() >= required && entry.covers(&range);
-            if usable && self.within_ttl(&entry) {
+        let at = Instant::now();
+        // L1 holds no copy older than an announced version: only the asked one is checked.
+        if let Some(entry) = inner.l1.get(id, at) {
+            let usable = entry.version() >= opts.min_version.unwrap_or(0) && entry.covers(&range);
+            if usable && self.within_ttl(&entry, at) {
                 inner.stats.l1_hits.fetch_add(1, Relaxed);
                 metrics::counter!("vacancy_cache_lookups_total", "layer" => "l1", "result" => "hit").increment(1);
                 inner.hot.touch(id);
-                self.refresh_if_old(id, &entry);
+                if self.is_old(&entry, at) {
+                    self.refresh(id.to_owned());
+                }
                 return Ok(entry.calendar_at(&range, now).map(|calendar| View {
                     listing: entry.listing.clone(),
                     calendar,
@@ -295,27 +272,22 @@ impl ReadPath {
             }
             if usable {
                 // Past its TTL: reload, but keep the copy in case the database is down.
-                inner.fallback.insert(id.to_owned(), entry);
+                inner.fallback.insert(id.to_owned(), entry.clone());
             }
-            inner.l1.invalidate(id).await;
+            inner.l1.invalidate_if_same(id, &entry);
         }
         inner.stats.l1_misses.fetch_add(1, Relaxed);
         metrics::counter!("vacancy_cache_lookups_total", "layer" => "l1", "result" => "miss")
             .increment(1);
-        let this = self.clone();
-        let loaded = inner
-            .l1
-            .try_get_with(
-                id.to_owned(),
-                async move { this.load(id, now, required).await },
-            )
-            .await;
+        let required = self.required_version(id, &opts);
+        let loaded = self.load_coalesced(id, now, required).await;
         let entry = match loaded {
             Ok(entry) => entry,
             Err(e) => {
                 let err = match Arc::try_unwrap(e) {
                     Ok(LoadError::NotFound) => return Ok(None),
                     Ok(LoadError::Store(err)) => err,
+                    Ok(LoadError::Panicked) => return self.direct(id, range, now).await,
                     Err(shared) => match shared.as_ref() {
                         LoadError::NotFound => return Ok(None),
                         LoadError::Store(err) if err.is_unavailable() => {
@@ -326,7 +298,9 @@ impl ReadPath {
                                 None => return self.direct(id, range, now).await,
                             }
                         }
-                        LoadError::Store(_) => return self.direct(id, range, now).await,
+                        LoadError::Store(_) | LoadError::Panicked => {
+                            return self.direct(id, range, now).await;
+                        }
                     },
                 };
                 if err.is_unavailable()
@@ -353,9 +327,41 @@ impl ReadPath {
         }))
     }
 
-    /// Whether `entry` is within its TTL, i.e. may be answered from while the database answers.
-    fn within_ttl(&self, entry: &Entry) -> bool {
-        entry.loaded_at.elapsed() <= jittered(self.inner.config.ttl, &entry.listing.id)
+    /// Whether `entry` is within its TTL at `at`, i.e. may be answered from while the database
+    /// answers.
+    fn within_ttl(&self, entry: &Entry, at: Instant) -> bool {
+        at.saturating_duration_since(entry.loaded_at)
+            <= jittered(self.inner.config.ttl, &entry.listing.id)
+    }
+
+    /// Whether `entry` is past its soft age at `at`: still served, but refreshed in the
+    /// background (stale-while-revalidate).
+    fn is_old(&self, entry: &Entry, at: Instant) -> bool {
+        at.saturating_duration_since(entry.loaded_at) > self.inner.config.fresh_for
+    }
+
+    /// The load of `id` under way, or a new one: concurrent misses share it. A loaded copy
+    /// goes into L1 (unless a newer one is there) before any waiter is answered.
+    async fn load_coalesced(
+        &self,
+        id: &str,
+        now: Timestamp,
+        required: i64,
+    ) -> Result<Arc<Entry>, Arc<LoadError>> {
+        let this = self.clone();
+        let owned = id.to_owned();
+        self.inner
+            .loads
+            .get_or_load(
+                id,
+                move || async move {
+                    let entry = this.load(&owned, now, required).await?;
+                    this.insert_if_newer(entry.clone());
+                    Ok(entry)
+                },
+                || LoadError::Panicked,
+            )
+            .await
     }
 
     /// A copy of `id` past its TTL, at `required` version or newer and covering `range`, to
@@ -405,104 +411,122 @@ impl ReadPath {
                 .collect());
         }
         let inner = &self.inner;
-        let mut found: std::collections::HashMap<String, (Arc<Entry>, Source)> =
-            std::collections::HashMap::new();
-        let mut missing = Vec::new();
+        let at = Instant::now();
+        let asked = opts.min_version.unwrap_or(0);
+        // One slot per asked id, in order; L1 first.
+        let mut slots: Vec<Option<(Arc<Entry>, Source)>> = Vec::with_capacity(ids.len());
+        let mut old = Vec::new();
         for id in ids {
-            if found.contains_key(id) {
-                continue;
-            }
-            match inner.l1.get(id).await {
-                Some(entry)
-                    if entry.version() >= self.required_version(id, &opts)
-                        && entry.covers(&range) =>
-                {
-                    if self.within_ttl(&entry) {
+            let hit = inner
+                .l1
+                .get(id, at)
+                .filter(|entry| entry.version() >= asked && entry.covers(&range))
+                .and_then(|entry| {
+                    if self.within_ttl(&entry, at) {
                         inner.hot.touch(id);
-                        self.refresh_if_old(id, &entry);
-                        found.insert(id.clone(), (entry, Source::L1));
+                        if self.is_old(&entry, at) {
+                            old.push(id.clone());
+                        }
+                        Some((entry, Source::L1))
                     } else {
                         inner.fallback.insert(id.clone(), entry);
-                        missing.push(id.clone());
+                        None
                     }
-                }
-                _ => missing.push(id.clone()),
-            }
+                });
+            slots.push(hit);
         }
-        let hits = (ids.len() - missing.len()) as u64;
+        self.refresh_many(old);
+        let misses = slots.iter().filter(|s| s.is_none()).count();
+        let hits = (ids.len() - misses) as u64;
         inner.stats.l1_hits.fetch_add(hits, Relaxed);
-        inner
-            .stats
-            .l1_misses
-            .fetch_add(missing.len() as u64, Relaxed);
+        inner.stats.l1_misses.fetch_add(misses as u64, Relaxed);
         metrics::counter!("vacancy_cache_lookups_total", "layer" => "l1", "result" => "hit")
             .increment(hits);
         metrics::counter!("vacancy_cache_lookups_total", "layer" => "l1", "result" => "miss")
-            .increment(missing.len() as u64);
+            .increment(misses as u64);
         let mut stale = std::collections::HashSet::new();
-        if !missing.is_empty() {
-            match self.load_many(&missing, now, &opts).await {
-                Ok(loaded) => {
-                    for (id, entry, source) in loaded {
-                        found.insert(id, (entry, source));
+        if misses > 0 {
+            let mut seen = std::collections::HashSet::with_capacity(misses);
+            let missing: Vec<String> = ids
+                .iter()
+                .zip(&slots)
+                .filter(|(id, slot)| slot.is_none() && seen.insert(id.as_str()))
+                .map(|(id, _)| id.clone())
+                .collect();
+            let mut loaded: std::collections::HashMap<String, (Arc<Entry>, Source)> =
+                match self.load_many(&missing, now, &opts).await {
+                    Ok(loaded) => loaded
+                        .into_iter()
+                        .map(|(id, entry, source)| (id, (entry, source)))
+                        .collect(),
+                    Err(err) if err.is_unavailable() => {
+                        // Every missing listing needs a usable copy, or the batch cannot be
+                        // answered: leaving one out would say it does not exist.
+                        let mut copies = std::collections::HashMap::new();
+                        for id in &missing {
+                            let required = self.required_version(id, &opts);
+                            let Some(entry) = self.stale_entry(id, &range, required) else {
+                                return Err(err);
+                            };
+                            stale.insert(id.clone());
+                            let origin = entry.origin;
+                            copies.insert(id.clone(), (entry, origin));
+                        }
+                        copies
                     }
+                    Err(err) => return Err(err),
+                };
+            for (id, slot) in ids.iter().zip(slots.iter_mut()) {
+                if slot.is_none() {
+                    *slot = loaded.get(id).cloned();
                 }
-                Err(err) if err.is_unavailable() => {
-                    // Every missing listing needs a usable copy, or the batch cannot be
-                    // answered: leaving one out would say it does not exist.
-                    for id in &missing {
-                        let required = self.required_version(id, &opts);
-                        let Some(entry) = self.stale_entry(id, &range, required) else {
-                            return Err(err);
-                        };
-                        stale.insert(id.clone());
-                        found.insert(id.clone(), (entry.clone(), entry.origin));
-                    }
-                }
-                Err(err) => return Err(err),
             }
+            loaded.clear();
         }
         Ok(ids
             .iter()
-            .filter_map(|id| {
-                let (entry, source) = found.get(id)?;
+            .zip(slots)
+            .filter_map(|(id, slot)| {
+                let (entry, source) = slot?;
                 let calendar = entry.calendar_at(&range, now)?;
                 Some(View {
                     listing: entry.listing.clone(),
                     calendar,
-                    source: *source,
+                    source,
                     stale: stale.contains(id).then(|| entry.loaded_at.elapsed()),
                 })
             })
             .collect())
     }
 
-    /// Applies an event: a copy older than `version` is dropped and, if the listing is in L1,
-    /// reloaded in the background. A listing not in L1 costs one map update.
+    /// Applies an event: see [`ReadPath::note`].
     pub async fn apply(&self, listing_id: &str, version: i64) {
         self.note(listing_id, version);
-        let inner = &self.inner;
-        if let Some(entry) = inner.l1.get(listing_id).await
-            && entry.version() < version
-        {
-            inner.l1.invalidate(listing_id).await;
-            self.refresh(listing_id.to_owned());
-        }
     }
 
-    /// Records that `listing_id` has reached `version` (a local commit): from now on no copy
-    /// older than that is served. Synchronous and cheap, for the store's commit hook.
+    /// Records that `listing_id` has reached `version` (an event, or a local commit): from now
+    /// on no copy older than that is served. An older copy in L1 is dropped and reloaded in the
+    /// background; a listing not in L1 costs one map update. Synchronous and cheap, for the
+    /// store's commit hook.
     pub fn note(&self, listing_id: &str, version: i64) {
-        let latest = &self.inner.latest;
-        if latest.get(listing_id).is_none_or(|v| v < version) {
-            latest.insert(listing_id.to_owned(), version);
+        // First the announcement, then the drop: an insert racing this either sees the
+        // announcement or is dropped here (see `L1::insert_if_newer`).
+        self.inner
+            .latest
+            .entry_by_ref(listing_id)
+            .and_compute_with(|current| match current {
+                Some(current) if *current.value() >= version => Op::Nop,
+                _ => Op::Put(version),
+            });
+        if self.inner.l1.invalidate_older(listing_id, version) {
+            self.refresh(listing_id.to_owned());
         }
     }
 
     /// Puts a listing in L1 ahead of any read (pre-warming at start-up, or measuring memory).
     /// An older copy than the one cached is ignored.
     pub async fn prime(&self, snapshot: vacancy_store::ListingSnapshot) {
-        self.insert_if_newer(Arc::new(Entry::new(snapshot))).await;
+        self.insert_if_newer(Arc::new(Entry::new(snapshot)));
     }
 
     /// Drops every copy (after missed events).
@@ -527,7 +551,7 @@ impl ReadPath {
             let hot = self.inner.hot.take_top();
             let mut stale = Vec::new();
             for id in hot {
-                let old = match self.inner.l1.get(&id).await {
+                let old = match self.inner.l1.peek(&id) {
                     Some(entry) => entry.loaded_at.elapsed() > self.inner.config.fresh_for / 2,
                     None => true,
                 };
@@ -555,7 +579,7 @@ impl ReadPath {
                     for snapshot in snapshots {
                         let entry = Arc::new(Entry::new(snapshot));
                         self.write_l2(&entry);
-                        self.insert_if_newer(entry).await;
+                        self.insert_if_newer(entry);
                     }
                 }
                 Err(error) => tracing::warn!(%error, "hot listing refresh failed"),
@@ -565,8 +589,7 @@ impl ReadPath {
 
     /// How many entries L1 holds and their weighed size in bytes (after pending work).
     pub async fn l1_usage(&self) -> (u64, u64) {
-        self.inner.l1.run_pending_tasks().await;
-        (self.inner.l1.entry_count(), self.inner.l1.weighted_size())
+        self.inner.l1.usage()
     }
 
     async fn direct(
@@ -636,7 +659,7 @@ impl ReadPath {
                 {
                     Some(entry) => {
                         let entry = Arc::new(entry);
-                        self.insert_if_newer(entry.clone()).await;
+                        self.insert_if_newer(entry.clone());
                         out.push((id.clone(), entry, Source::L2));
                     }
                     None => remaining.push(id.clone()),
@@ -666,59 +689,80 @@ impl ReadPath {
         for snapshot in self.inner.store.snapshots(&remaining, horizon, now).await? {
             let entry = Arc::new(Entry::new(snapshot));
             self.write_l2(&entry);
-            self.insert_if_newer(entry.clone()).await;
+            self.insert_if_newer(entry.clone());
             out.push((entry.listing.id.clone(), entry, Source::Database));
         }
         Ok(out)
     }
 
-    /// Puts `entry` in L1 unless a copy of the same or a newer version is there.
-    async fn insert_if_newer(&self, entry: Arc<Entry>) {
-        let id = entry.listing.id.clone();
-        self.inner.fallback.invalidate(&id);
-        self.inner
-            .l1
-            .entry(id)
-            .and_compute_with(|current| async move {
-                match current {
-                    Some(current) if current.value().version() >= entry.version() => Op::Nop,
-                    _ => Op::Put(entry),
-                }
-            })
-            .await;
-    }
-
-    /// Stale-while-revalidate: an entry past its soft age is served, and one background
-    /// refresh per listing reloads it.
-    fn refresh_if_old(&self, id: &str, entry: &Entry) {
-        if entry.loaded_at.elapsed() > self.inner.config.fresh_for {
-            self.refresh(id.to_owned());
-        }
-    }
-
-    fn refresh(&self, id: String) {
+    /// Puts `entry` in L1 unless a copy of the same or a newer version is there, or a newer
+    /// version was announced.
+    fn insert_if_newer(&self, entry: Arc<Entry>) -> Inserted {
         let inner = &self.inner;
-        if inner.refreshing.contains_key(&id) {
+        inner.fallback.invalidate(&entry.listing.id);
+        let listing = entry.listing.clone();
+        inner.l1.insert_if_newer(entry, || {
+            inner.latest.get(listing.id.as_str()).unwrap_or(i64::MIN)
+        })
+    }
+
+    /// Stale-while-revalidate for one listing: one background refresh at a time.
+    fn refresh(&self, id: String) {
+        self.refresh_many(vec![id]);
+    }
+
+    /// Reloads `ids` in the background, in one read, skipping those already being refreshed.
+    fn refresh_many(&self, mut ids: Vec<String>) {
+        let inner = &self.inner;
+        ids.retain(|id| {
+            let mut claimed = false;
+            inner
+                .refreshing
+                .entry_by_ref(id.as_str())
+                .or_insert_with(|| claimed = true);
+            claimed
+        });
+        if ids.is_empty() {
             return;
         }
-        inner.refreshing.insert(id.clone(), ());
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            ids.iter().for_each(|id| inner.refreshing.invalidate(id));
+            return;
+        };
         let this = self.clone();
-        tokio::spawn(async move {
+        runtime.spawn(async move {
             let now = Timestamp::now();
-            match this.inner.store.snapshot(&id, this.horizon(now), now).await {
-                Ok(Some(snapshot)) => {
-                    this.inner.stats.refreshes.fetch_add(1, Relaxed);
-                    metrics::counter!("vacancy_cache_refreshes_total").increment(1);
-                    let entry = Arc::new(Entry::new(snapshot));
-                    this.write_l2(&entry);
-                    this.insert_if_newer(entry).await;
+            match this
+                .inner
+                .store
+                .snapshots(&ids, this.horizon(now), now)
+                .await
+            {
+                Ok(snapshots) => {
+                    let found = snapshots.len();
+                    this.inner.stats.refreshes.fetch_add(found as u64, Relaxed);
+                    metrics::counter!("vacancy_cache_refreshes_total").increment(found as u64);
+                    let mut gone: std::collections::HashSet<&str> =
+                        ids.iter().map(String::as_str).collect();
+                    let mut entries = Vec::with_capacity(found);
+                    for snapshot in snapshots {
+                        let entry = Arc::new(Entry::new(snapshot));
+                        gone.remove(entry.listing.id.as_str());
+                        entries.push(entry);
+                    }
+                    // Deleted meanwhile: drop the copy.
+                    gone.into_iter().for_each(|id| this.inner.l1.invalidate(id));
+                    for entry in entries {
+                        this.write_l2(&entry);
+                        this.insert_if_newer(entry);
+                    }
                 }
-                Ok(None) => this.inner.l1.invalidate(&id).await,
                 Err(error) => {
-                    tracing::debug!(%error, listing_id = %id, "background refresh failed")
+                    tracing::debug!(%error, listings = ids.len(), "background refresh failed")
                 }
             }
-            this.inner.refreshing.invalidate(&id);
+            ids.iter()
+                .for_each(|id| this.inner.refreshing.invalidate(id));
         });
     }
 
