@@ -137,7 +137,8 @@ pub fn app(state: AppState, metrics: MetricsRoute) -> Router {
     let max_body = state.config.max_body_bytes;
     let max_head = state.config.max_head_bytes;
     let request_id = HeaderName::from_static("x-request-id");
-    let bulkheads = shed::Bulkheads::new(&state.config.concurrency);
+    // In an `Arc`: the layer clones its state for every request.
+    let bulkheads = Arc::new(shed::Bulkheads::new(&state.config.concurrency));
     let client_limits = ratelimit::ClientLimits::new(&state.config.rate_limit);
     // Read bottom-up: request ids, panics, metrics and logs see every request, limited or not;
     // an oversized head is refused first; a client over its rate is refused before it can take
@@ -226,7 +227,7 @@ impl Application {
             }))
         };
         let store = store.with_commit_hook(hook);
-        let state = AppState {
+        let state = AppState::new(state::SharedState {
             store,
             reads,
             events_wake,
@@ -234,7 +235,7 @@ impl Application {
             metrics: observe::prometheus(),
             config: Arc::new(config.api.clone()),
             auth,
-        };
+        });
         Ok(Self {
             listener,
             metrics_listener,

@@ -149,7 +149,11 @@ impl Drop for InFlight {
 }
 
 /// The middleware: admit the request into its class's bulkhead or shed it.
-pub async fn shed(State(bulkheads): State<Bulkheads>, request: Request, next: Next) -> Response {
+pub async fn shed(
+    State(bulkheads): State<Arc<Bulkheads>>,
+    request: Request,
+    next: Next,
+) -> Response {
     let Some(class) = Class::of(request.method(), request.uri().path()) else {
         return next.run(request).await;
     };

@@ -50,8 +50,14 @@ impl Default for ApiConfig {
 }
 
 /// Shared state: the store, the clock, the metrics registry, the token verifier and the config.
+///
+/// One `Arc` inside: axum clones the state for every request and every layer that takes it, so
+/// a clone must cost one reference count, not one per field.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<SharedState>);
+
+/// What [`AppState`] shares; its fields are read through `AppState` (`state.store`, …).
+pub struct SharedState {
     pub store: Store,
     /// Reads of listings and calendars: L1, L2, then the store.
     pub reads: ReadPath,
@@ -61,4 +67,18 @@ pub struct AppState {
     pub metrics: PrometheusHandle,
     pub config: Arc<ApiConfig>,
     pub auth: Arc<Verifier>,
+}
+
+impl AppState {
+    pub fn new(shared: SharedState) -> Self {
+        Self(Arc::new(shared))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = SharedState;
+
+    fn deref(&self) -> &SharedState {
+        &self.0
+    }
 }

@@ -174,7 +174,11 @@ pub async fn batch(
         unavailable: Vec::new(),
         not_found: Vec::new(),
     };
-    let mut found = std::collections::HashSet::with_capacity(views.len());
+    // A fast hash: this set sees every listing of the batch.
+    let mut found = std::collections::HashSet::with_capacity_and_hasher(
+        views.len(),
+        foldhash::fast::RandomState::default(),
+    );
     for view in &views {
         let listing = &view.listing;
         if !found.insert(listing.id.as_str()) {
