@@ -9,8 +9,8 @@ use vacancy_store::Store;
 
 use crate::Bus;
 
-/// The lease that elects the one relaying replica.
-const LEASE: &str = "outbox-relay";
+/// The lease that elects the one relaying replica (its holder is [`RelayConfig::holder`]).
+pub const LEASE: &str = "outbox-relay";
 
 /// Relay tunables.
 #[derive(Debug, Clone)]
