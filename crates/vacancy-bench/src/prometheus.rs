@@ -120,6 +120,141 @@ pub fn totals_by_name(deltas: &[CounterDelta]) -> BTreeMap<String, f64> {
     totals
 }
 
+/// One histogram family of a scrape (`<name>_bucket`, `_sum`, `_count`), summed over all its
+/// series: cumulative counts per upper bound, ascending, `+Inf` last when present.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Buckets {
+    /// `(upper bound in the metric's unit, observations at or below it)`.
+    pub cumulative: Vec<(f64, f64)>,
+    pub sum: f64,
+    pub count: f64,
+}
+
+impl Buckets {
+    /// The histogram `name` in a scrape; empty when the scrape does not have it (as before the
+    /// first observation).
+    pub fn parse(text: &str, name: &str) -> Self {
+        let bucket = format!("{name}_bucket");
+        let (sum_name, count_name) = (format!("{name}_sum"), format!("{name}_count"));
+        let mut out = Self::default();
+        for line in text.lines() {
+            let line = line.trim();
+            if line.starts_with('#') {
+                continue;
+            }
+            let Some((sample, labels, value)) = parse_sample(line) else {
+                continue;
+            };
+            if sample == bucket {
+                let Some(le) = label_value(labels, "le") else {
+                    continue;
+                };
+                let bound = match le.as_str() {
+                    "+Inf" => f64::INFINITY,
+                    b => match b.parse::<f64>() {
+                        Ok(b) => b,
+                        Err(_) => continue,
+                    },
+                };
+                match out.cumulative.iter_mut().find(|(b, _)| *b == bound) {
+                    Some((_, n)) => *n += value,
+                    None => out.cumulative.push((bound, value)),
+                }
+            } else if sample == sum_name {
+                out.sum += value;
+            } else if sample == count_name {
+                out.count += value;
+            }
+        }
+        out.cumulative.sort_by(|a, b| a.0.total_cmp(&b.0));
+        out
+    }
+
+    /// What was observed between `before` and this scrape (bounds missing from `before` count
+    /// from zero).
+    pub fn since(&self, before: &Buckets) -> Buckets {
+        let earlier = |bound: f64| {
+            before
+                .cumulative
+                .iter()
+                .find(|(b, _)| *b == bound)
+                .map_or(0.0, |(_, n)| *n)
+        };
+        Buckets {
+            cumulative: self
+                .cumulative
+                .iter()
+                .map(|&(bound, n)| (bound, (n - earlier(bound)).max(0.0)))
+                .collect(),
+            sum: self.sum - before.sum,
+            count: self.count - before.count,
+        }
+    }
+
+    /// The `q` quantile (0–1) as Prometheus' `histogram_quantile` estimates it: linear
+    /// interpolation inside the bucket where the rank falls, the first bucket starting at 0,
+    /// and the highest finite bound when the rank falls in `+Inf`. `None` without observations.
+    pub fn quantile(&self, q: f64) -> Option<f64> {
+        let total = self.cumulative.last()?.1;
+        if total <= 0.0 || !(0.0..=1.0).contains(&q) {
+            return None;
+        }
+        let rank = q * total;
+        let mut lower = (0.0, 0.0);
+        for &(bound, n) in &self.cumulative {
+            if n >= rank {
+                if bound.is_infinite() {
+                    return Some(lower.0);
+                }
+                let within = n - lower.1;
+                let fraction = if within > 0.0 {
+                    (rank - lower.1) / within
+                } else {
+                    1.0
+                };
+                return Some(lower.0 + (bound - lower.0) * fraction);
+            }
+            lower = (bound, n);
+        }
+        Some(lower.0)
+    }
+}
+
+/// The value of label `key` in a label set as written between the braces.
+fn label_value(labels: &str, key: &str) -> Option<String> {
+    let mut rest = labels;
+    loop {
+        let rest_trimmed = rest.trim_start_matches([',', ' ']);
+        let (name, after) = rest_trimmed.split_once('=')?;
+        let after = after.strip_prefix('"')?;
+        let mut value = String::new();
+        let mut escaped = false;
+        let mut end = None;
+        for (i, c) in after.char_indices() {
+            match c {
+                _ if escaped => {
+                    value.push(match c {
+                        'n' => '\n',
+                        other => other,
+                    });
+                    escaped = false;
+                }
+                '\\' => escaped = true,
+                '"' => {
+                    end = Some(i);
+                    break;
+                }
+                other => value.push(other),
+            }
+        }
+        let end = end?;
+        if name.trim() == key {
+            return Some(value);
+        }
+        rest = &after[end + 1..];
+    }
+}
+
 /// `name{labels} value [timestamp]` or `name value [timestamp]`.
 fn parse_sample(line: &str) -> Option<(&str, &str, f64)> {
     let (name, labels, rest) = match line.find(['{', ' ', '\t']) {
@@ -218,6 +353,48 @@ odd_total{note="a \"quoted\" } brace"} 1 1700000000000
         assert_eq!(totals.get("http_requests_total"), Some(&2.0));
         assert_eq!(totals.get("vacancy_cache_hits_total"), Some(&4.0));
         assert_eq!(deltas.len(), 3);
+    }
+
+    const HISTOGRAM: &str = r#"# TYPE lag_seconds histogram
+lag_seconds_bucket{replica="a",le="0.001"} 2
+lag_seconds_bucket{replica="a",le="0.01"} 8
+lag_seconds_bucket{replica="a",le="+Inf"} 10
+lag_seconds_sum{replica="a"} 0.5
+lag_seconds_count{replica="a"} 10
+lag_seconds_bucket{handle="x,le=\"9\"",le="0.001"} 0
+lag_seconds_bucket{handle="x,le=\"9\"",le="0.01"} 10
+lag_seconds_bucket{handle="x,le=\"9\"",le="+Inf"} 10
+lag_seconds_sum{handle="x,le=\"9\""} 0.05
+lag_seconds_count{handle="x,le=\"9\""} 10
+other_seconds_bucket{le="0.001"} 99
+"#;
+
+    #[test]
+    fn histograms_sum_their_series_and_interpolate() {
+        let h = Buckets::parse(HISTOGRAM, "lag_seconds");
+        assert_eq!(
+            h.cumulative,
+            vec![(0.001, 2.0), (0.01, 18.0), (f64::INFINITY, 20.0)]
+        );
+        assert_eq!((h.count, h.sum), (20.0, 0.55));
+        // Rank 10 of 20 falls in (0.001, 0.01], 8 of its 16 observations in.
+        let p50 = h.quantile(0.5).expect("p50");
+        assert!((p50 - 0.0055).abs() < 1e-12, "{p50}");
+        // Rank 19.8 falls in +Inf: the highest finite bound.
+        assert_eq!(h.quantile(0.99), Some(0.01));
+        assert_eq!(Buckets::default().quantile(0.5), None);
+
+        let before = Buckets::parse(
+            "lag_seconds_bucket{le=\"0.001\"} 2\nlag_seconds_bucket{le=\"+Inf\"} 2\nlag_seconds_count 2\n",
+            "lag_seconds",
+        );
+        let delta = h.since(&before);
+        assert_eq!(
+            delta.cumulative,
+            vec![(0.001, 0.0), (0.01, 18.0), (f64::INFINITY, 18.0)]
+        );
+        assert_eq!(delta.count, 18.0);
+        assert_eq!(delta.quantile(0.0), Some(0.001));
     }
 
     #[test]
