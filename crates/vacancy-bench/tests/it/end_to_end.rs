@@ -9,23 +9,23 @@ use vacancy_bench::run::{overbookings, run, write_outputs};
 use vacancy_bench::service::{InProcessService, ServiceOptions};
 use vacancy_store::Backend;
 
+/// Small defaults, each replaced by the same option in `extra` (clap refuses an option given
+/// twice).
 fn args(extra: &[&str]) -> BenchArgs {
     let base = [
-        "vacancy-bench",
-        "--listings",
-        "60",
-        "--contend-listings",
-        "2",
-        "--duration",
-        "300ms",
-        "--warmup",
-        "100ms",
-        "--connections",
-        "4",
-        "--batch-size",
-        "50",
+        ["--listings", "60"],
+        ["--contend-listings", "2"],
+        ["--duration", "300ms"],
+        ["--warmup", "100ms"],
+        ["--connections", "4"],
+        ["--batch-size", "50"],
     ];
-    BenchArgs::try_parse_from(base.iter().chain(extra)).expect("arguments")
+    let kept = base
+        .iter()
+        .filter(|[option, _]| !extra.contains(option))
+        .flatten();
+    BenchArgs::try_parse_from(std::iter::once(&"vacancy-bench").chain(kept).chain(extra))
+        .expect("arguments")
 }
 
 fn assert_no_unexpected_status(report: &BenchReport) {
