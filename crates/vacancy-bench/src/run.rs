@@ -54,11 +54,10 @@ pub async fn run(args: &BenchArgs, command: String) -> anyhow::Result<BenchRepor
         }
         None => {
             let started = InProcessService::start(&ServiceOptions {
-                backend: args.backend.backend(),
-                threads: server_threads,
                 db_max_connections: args.db_max_connections,
                 max_concurrent_reads: args.max_concurrent_reads,
                 shed_queue_wait: args.shed_queue_wait,
+                ..ServiceOptions::new(args.backend.backend(), server_threads)
             })
             .await?;
             let connected = match Target::new(started.addr())

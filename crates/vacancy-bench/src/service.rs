@@ -13,6 +13,7 @@ use sqlx::{Connection, Executor};
 use tokio::sync::oneshot;
 use vacancy_api::auth::dev::{DEV_AUDIENCE, DEV_ISSUER, DevKeys, MintClaims};
 use vacancy_api::{Application, AuthConfig, Clock, Role, ServeConfig, SystemClock};
+use vacancy_events::BusConfig;
 use vacancy_store::{Backend, StoreOptions};
 
 /// How the in-process service runs.
@@ -27,6 +28,26 @@ pub struct ServiceOptions {
     pub max_concurrent_reads: Option<usize>,
     /// Its longest wait for a bulkhead slot (`None`: the service's default).
     pub shed_queue_wait: Option<Duration>,
+    /// Where it publishes and consumes events (the embedded default: in this replica only).
+    pub bus: BusConfig,
+    /// Its name as the outbox relay's lease holder (`None`: the service's default, the same for
+    /// every replica in this process).
+    pub relay_holder: Option<String>,
+}
+
+impl ServiceOptions {
+    /// The service's defaults on `backend`, with `threads` runtime threads.
+    pub fn new(backend: Backend, threads: usize) -> Self {
+        Self {
+            backend,
+            threads,
+            db_max_connections: 16,
+            max_concurrent_reads: None,
+            shed_queue_wait: None,
+            bus: BusConfig::Local,
+            relay_holder: None,
+        }
+    }
 }
 
 /// A running in-process service and the database it owns.
@@ -38,6 +59,8 @@ pub struct InProcessService {
     thread: Option<JoinHandle<anyhow::Result<()>>>,
     /// The key pair the service trusts (made for this run).
     keys: Arc<DevKeys>,
+    /// Until started: where the service thread says which address it bound.
+    bound: Option<oneshot::Receiver<anyhow::Result<SocketAddr>>>,
 }
 
 /// How long the service may take to connect, migrate and bind.
@@ -48,6 +71,37 @@ impl InProcessService {
     /// loopback port.
     pub async fn start(options: &ServiceOptions) -> anyhow::Result<Self> {
         let database_url = fresh_database_url(options.backend).await?;
+        Self::start_on(database_url, options).await
+    }
+
+    /// Starts the service on an existing database (another replica's, say), on a free
+    /// loopback port. The caller owns the database: it is never dropped here.
+    pub async fn start_replica(
+        database_url: &str,
+        options: &ServiceOptions,
+    ) -> anyhow::Result<Self> {
+        let mut service = Self::launch(database_url.to_owned(), options)?;
+        match service.bound().await {
+            Ok(()) => Ok(service),
+            Err(e) => {
+                service.stop().await.ok();
+                Err(e)
+            }
+        }
+    }
+
+    async fn start_on(database_url: String, options: &ServiceOptions) -> anyhow::Result<Self> {
+        let mut service = Self::launch(database_url, options)?;
+        match service.bound().await {
+            Ok(()) => Ok(service),
+            Err(e) => {
+                service.stop_and_drop_database().await.ok();
+                Err(e)
+            }
+        }
+    }
+
+    fn launch(database_url: String, options: &ServiceOptions) -> anyhow::Result<Self> {
         let mut store = StoreOptions::new(database_url.clone());
         store.max_connections = options.db_max_connections;
         let keys = Arc::new(DevKeys::generate()?);
@@ -60,31 +114,40 @@ impl InProcessService {
         if let Some(wait) = options.shed_queue_wait {
             config.api.concurrency.queue_wait = wait;
         }
+        config.bus = options.bus.clone();
+        if let Some(holder) = &options.relay_holder {
+            config.relay.holder = holder.clone();
+        }
         let (bound_tx, bound_rx) = oneshot::channel::<anyhow::Result<SocketAddr>>();
         let (shutdown_tx, shutdown_rx) = oneshot::channel::<()>();
         let threads = options.threads.max(1);
         let thread = std::thread::Builder::new()
             .name("vacancy-service".into())
             .spawn(move || serve(config, threads, bound_tx, shutdown_rx))?;
-        let mut service = Self {
+        Ok(Self {
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             database_url,
             backend: options.backend,
             shutdown: Some(shutdown_tx),
             thread: Some(thread),
             keys,
-        };
-        match tokio::time::timeout(STARTUP_TIMEOUT, bound_rx).await {
+            bound: Some(bound_rx),
+        })
+    }
+
+    /// Waits until the service listens (or failed to start).
+    async fn bound(&mut self) -> anyhow::Result<()> {
+        let bound = self
+            .bound
+            .take()
+            .ok_or_else(|| anyhow::anyhow!("the service was already started"))?;
+        match tokio::time::timeout(STARTUP_TIMEOUT, bound).await {
             Ok(Ok(Ok(addr))) => {
-                service.addr = addr;
-                Ok(service)
+                self.addr = addr;
+                Ok(())
             }
-            Ok(Ok(Err(e))) => {
-                service.stop_and_drop_database().await.ok();
-                Err(e.context("starting the service"))
-            }
+            Ok(Ok(Err(e))) => Err(e.context("starting the service")),
             Ok(Err(_)) | Err(_) => {
-                service.stop_and_drop_database().await.ok();
                 anyhow::bail!("the service did not start within {STARTUP_TIMEOUT:?}")
             }
         }

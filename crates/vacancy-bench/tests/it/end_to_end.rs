@@ -135,11 +135,8 @@ async fn bookings_and_contention_on_postgres() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_running_service_by_url() {
     let service = InProcessService::start(&ServiceOptions {
-        backend: Backend::Sqlite,
-        threads: 1,
         db_max_connections: 4,
-        max_concurrent_reads: None,
-        shed_queue_wait: None,
+        ..ServiceOptions::new(Backend::Sqlite, 1)
     })
     .await
     .expect("service");
