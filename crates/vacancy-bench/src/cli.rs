@@ -15,7 +15,8 @@ use crate::scenarios::Scenario;
 #[command(name = "vacancy-bench", version)]
 pub struct BenchArgs {
     /// Scenarios, comma-separated: baseline, check, direct-db, batch, calendar, book, contend,
-    /// or all.
+    /// or all. Or `freshness`, which runs alone: two replicas on one database and NATS
+    /// JetStream, commit on one → applied on the other.
     #[arg(long, value_delimiter = ',', default_value = "all", value_parser = parse_scenario_choice)]
     pub scenario: Vec<ScenarioChoice>,
 
@@ -43,9 +44,9 @@ pub struct BenchArgs {
     )]
     pub token: Option<String>,
 
-    /// Listings to load for the read and booking scenarios.
-    #[arg(long, default_value_t = 10_000)]
-    pub listings: usize,
+    /// Listings to load for the read and booking scenarios and for freshness [default: 10000].
+    #[arg(long)]
+    pub listings: Option<usize>,
 
     /// Share of listings that get a few bookings (0-1).
     #[arg(long, default_value_t = 0.5)]
@@ -68,6 +69,7 @@ pub struct BenchArgs {
     pub warmup: Duration,
 
     /// Open loop at this fixed rate (requests/s) for every scenario, instead of closed loop.
+    /// For freshness: bookings per second through replica A [default: 200].
     #[arg(long)]
     pub rate: Option<f64>,
 
@@ -163,6 +165,22 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 16)]
     pub load_concurrency: usize,
 
+    /// Freshness: the NATS server (JetStream enabled) both replicas use; each run makes a
+    /// stream and subjects of its own and deletes the stream afterwards.
+    #[arg(long, default_value = "nats://127.0.0.1:4222")]
+    pub nats_url: String,
+
+    /// Freshness: which replica holds the outbox relay lease — `a`, the one written to, whose
+    /// commits wake its relay at once, or `b`, which finds A's commits by polling the outbox.
+    #[arg(long, value_enum, default_value_t = RelayReplica::A)]
+    pub relay_replica: RelayReplica,
+
+    /// Freshness: how often each replica is read again while the harness waits for it to
+    /// answer the booked version (`0ms`: back to back), or a tenth of the time waited so far
+    /// when that is longer.
+    #[arg(long, default_value = "1ms", value_parser = parse_duration)]
+    pub poll_interval: Duration,
+
     /// Keep the in-process service's database after the run (it is deleted by default).
     #[arg(long)]
     pub keep_database: bool,
@@ -172,20 +190,49 @@ pub struct BenchArgs {
 pub enum ScenarioChoice {
     All,
     One(Scenario),
+    /// The freshness mode (runs alone).
+    Freshness,
 }
 
 fn parse_scenario_choice(s: &str) -> Result<ScenarioChoice, String> {
     let s = s.trim();
-    if s == "all" {
-        return Ok(ScenarioChoice::All);
+    match s {
+        "all" => return Ok(ScenarioChoice::All),
+        "freshness" => return Ok(ScenarioChoice::Freshness),
+        _ => {}
     }
     Scenario::parse(s).map(ScenarioChoice::One).ok_or_else(|| {
         let names: Vec<&str> = Scenario::ALL.iter().map(|s| s.name()).collect();
         format!(
-            "unknown scenario {s:?}; expected all or one of {}",
+            "unknown scenario {s:?}; expected all, freshness or one of {}",
             names.join(", ")
         )
     })
+}
+
+/// What a run does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Mode {
+    /// HTTP load, scenario by scenario.
+    Load(Vec<Scenario>),
+    /// Freshness lag across two replicas.
+    Freshness,
+}
+
+/// Which freshness replica relays the outbox.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RelayReplica {
+    A,
+    B,
+}
+
+impl RelayReplica {
+    pub fn name(self) -> &'static str {
+        match self {
+            RelayReplica::A => "a",
+            RelayReplica::B => "b",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -226,6 +273,33 @@ impl BenchArgs {
         self.server_threads.unwrap_or_else(cores).max(1)
     }
 
+    /// What this run does; an error when a mode that runs alone is combined with others.
+    pub fn mode(&self) -> anyhow::Result<Mode> {
+        let alone = |choice: ScenarioChoice, name: &str| -> anyhow::Result<bool> {
+            if !self.scenario.contains(&choice) {
+                return Ok(false);
+            }
+            anyhow::ensure!(
+                self.scenario.iter().all(|c| *c == choice),
+                "--scenario {name} runs alone; it cannot be combined with other scenarios"
+            );
+            Ok(true)
+        };
+        if alone(ScenarioChoice::Freshness, "freshness")? {
+            anyhow::ensure!(
+                self.url.is_none(),
+                "--scenario freshness starts its own two replicas; --url is not supported"
+            );
+            return Ok(Mode::Freshness);
+        }
+        Ok(Mode::Load(self.scenarios()))
+    }
+
+    /// Listings of this run: as asked, or the default.
+    pub fn listings(&self) -> usize {
+        self.listings.unwrap_or(10_000)
+    }
+
     /// The scenarios to run, each once, in the canonical order.
     pub fn scenarios(&self) -> Vec<Scenario> {
         let mut chosen: Vec<Scenario> = if self.scenario.contains(&ScenarioChoice::All) {
@@ -235,7 +309,7 @@ impl BenchArgs {
                 .iter()
                 .filter_map(|c| match c {
                     ScenarioChoice::One(s) => Some(*s),
-                    ScenarioChoice::All => None,
+                    _ => None,
                 })
                 .collect()
         };
@@ -247,7 +321,12 @@ impl BenchArgs {
     /// Checks the options that clap cannot.
     pub fn validate(&self) -> anyhow::Result<()> {
         anyhow::ensure!(self.connections >= 1, "--connections must be at least 1");
-        anyhow::ensure!(self.listings >= 1, "--listings must be at least 1");
+        let mode = self.mode()?;
+        anyhow::ensure!(
+            matches!(mode, Mode::Load(_)) || self.svg.is_none(),
+            "--svg is only for the load scenarios (freshness has no latency plot)"
+        );
+        anyhow::ensure!(self.listings() >= 1, "--listings must be at least 1");
         anyhow::ensure!(!self.duration.is_zero(), "--duration must be positive");
         anyhow::ensure!(
             (0.0..=1.0).contains(&self.booked_fraction),
@@ -336,6 +415,11 @@ mod tests {
         let all = BenchArgs::try_parse_from(["vacancy-bench"]).expect("parse");
         assert_eq!(all.scenarios(), Scenario::ALL.to_vec());
         assert!(BenchArgs::try_parse_from(["vacancy-bench", "--scenario", "nope"]).is_err());
+        assert_eq!(
+            all.mode().expect("mode"),
+            Mode::Load(Scenario::ALL.to_vec())
+        );
+        assert_eq!(all.listings(), 10_000);
         assert!(
             BenchArgs::try_parse_from([
                 "vacancy-bench",
@@ -345,6 +429,28 @@ mod tests {
                 "postgres"
             ])
             .is_err()
+        );
+    }
+
+    #[test]
+    fn freshness_runs_alone() {
+        let parse = |args: &[&str]| {
+            BenchArgs::try_parse_from(std::iter::once("vacancy-bench").chain(args.iter().copied()))
+                .expect("parse")
+        };
+        let freshness = parse(&["--scenario", "freshness"]);
+        assert_eq!(freshness.mode().expect("mode"), Mode::Freshness);
+        assert_eq!(freshness.listings(), 10_000);
+        assert_eq!(freshness.relay_replica, RelayReplica::A);
+        assert!(
+            parse(&["--scenario", "freshness,check"])
+                .validate()
+                .is_err()
+        );
+        assert!(
+            parse(&["--scenario", "freshness", "--url", "http://127.0.0.1:1"])
+                .validate()
+                .is_err()
         );
     }
 

@@ -12,18 +12,22 @@
 //! - [`engine`]: the load engine (paces, slots, tallies) over [`http`] connections;
 //! - [`scenarios`]: what each scenario sends; [`zipf`]: the popularity skew;
 //! - [`dataset`]: the data and how it is loaded; [`service`]: the in-process service;
-//! - [`prometheus`]: counters scraped from `/metrics`; [`cpu`]: where the CPU went;
-//!   [`audit`]: the overbooking check; [`spike`]: the spike profile (`--spike`).
+//! - [`prometheus`]: counters and histograms scraped from `/metrics`; [`cpu`]: where the CPU
+//!   went; [`audit`]: the overbooking check; [`spike`]: the spike profile (`--spike`);
+//! - [`freshness`], a mode that runs alone (`--scenario freshness`): commit on one replica →
+//!   applied on the other, two in-process replicas on NATS JetStream.
 //!
 //! The harness never changes the service: it is a client of the HTTP API, and touches the
-//! database only through `vacancy_store` (loading, auditing) and to drop its own throwaway
-//! database. No test or report asserts a speed.
+//! database only through `vacancy_store` (loading, auditing, taking the relay lease for the
+//! replica freshness names) and to drop its own throwaway database. No test or report asserts
+//! a speed.
 
 pub mod audit;
 pub mod cli;
 pub mod cpu;
 pub mod dataset;
 pub mod engine;
+pub mod freshness;
 pub mod http;
 pub mod prometheus;
 pub mod report;

@@ -1,7 +1,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use vacancy_bench::cli::{BenchArgs, shell_line};
+use vacancy_bench::cli::{BenchArgs, Mode, shell_line};
 
 fn main() -> ExitCode {
     let args = BenchArgs::parse();
@@ -26,14 +26,23 @@ fn main() -> ExitCode {
         }
     };
     let outcome = runtime.block_on(async {
-        let report = vacancy_bench::run::run(&args, command).await?;
-        let markdown = vacancy_bench::run::write_outputs(&report, &args)?;
-        anyhow::Ok((report, markdown))
+        match args.mode()? {
+            Mode::Load(_) => {
+                let report = vacancy_bench::run::run(&args, command).await?;
+                let markdown = vacancy_bench::run::write_outputs(&report, &args)?;
+                anyhow::Ok((markdown, vacancy_bench::run::overbookings(&report)))
+            }
+            Mode::Freshness => {
+                let report = vacancy_bench::freshness::run(&args, command).await?;
+                let markdown = report.to_markdown();
+                write_outputs(&args, &serde_json::to_string_pretty(&report)?, &markdown)?;
+                Ok((markdown, 0))
+            }
+        }
     });
     match outcome {
-        Ok((report, markdown)) => {
+        Ok((markdown, overbooked)) => {
             println!("{markdown}");
-            let overbooked = vacancy_bench::run::overbookings(&report);
             if overbooked > 0 {
                 eprintln!("error: the audit found {overbooked} overbooked nights");
                 return ExitCode::from(2);
@@ -45,4 +54,15 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `--out` and `--markdown` of a mode that has no latency plot.
+fn write_outputs(args: &BenchArgs, json: &str, markdown: &str) -> anyhow::Result<()> {
+    if let Some(path) = &args.out {
+        vacancy_bench::run::write(path, json)?;
+    }
+    if let Some(path) = &args.markdown {
+        vacancy_bench::run::write(path, markdown)?;
+    }
+    Ok(())
 }

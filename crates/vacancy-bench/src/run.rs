@@ -9,7 +9,7 @@ use jiff::Timestamp;
 use vacancy_store::{Store, StoreOptions};
 
 use crate::audit::audit_overbookings;
-use crate::cli::BenchArgs;
+use crate::cli::{BenchArgs, Mode};
 use crate::cpu::{CpuSample, CpuUsage};
 use crate::dataset::{self, Dataset, DatasetSpec, LoadReport, Sink};
 use crate::engine::{Pace, PhaseSpec, Workload, run_phase};
@@ -26,6 +26,10 @@ use crate::svg::{Curve, percentile_plot};
 /// Runs the benchmark `args` describe. `command` is the invocation, recorded in the report.
 pub async fn run(args: &BenchArgs, command: String) -> anyhow::Result<BenchReport> {
     args.validate()?;
+    anyhow::ensure!(
+        matches!(args.mode()?, Mode::Load(_)),
+        "freshness has a runner of its own (crate::freshness)"
+    );
     let started_at = Timestamp::now().round(jiff::Unit::Second)?.to_string();
     let machine = machine();
     eprintln!(
@@ -143,7 +147,8 @@ pub fn overbookings(report: &BenchReport) -> u64 {
         .sum()
 }
 
-fn write(path: &Path, contents: &str) -> anyhow::Result<()> {
+/// Writes `contents` to `path`, creating its folder.
+pub fn write(path: &Path, contents: &str) -> anyhow::Result<()> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir)?;
     }
@@ -191,7 +196,7 @@ async fn run_scenarios(
     };
     let tag = uuid::Uuid::now_v7().simple().to_string();
     let spec = DatasetSpec {
-        listings: args.listings,
+        listings: args.listings(),
         booked_fraction: args.booked_fraction,
         contend_listings: args.contend_listings,
         seed: args.seed,

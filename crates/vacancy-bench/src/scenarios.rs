@@ -322,7 +322,7 @@ impl Workload for Contend {
 }
 
 /// A direct booking, as a checkout sends it: with a fresh `Idempotency-Key`.
-fn booking(listing_id: &str, check_in: Date, check_out: Date, key: &str) -> Planned {
+pub(crate) fn booking(listing_id: &str, check_in: Date, check_out: Date, key: &str) -> Planned {
     let body = serde_json::json!({
         "listing_id": listing_id,
         "check_in": check_in.to_string(),

@@ -1,9 +1,11 @@
 //! Integration tests of the harness, in one binary. None asserts a speed: they check that the
 //! harness counts what happened exactly, paces open loop by count, skews its sampling, detects
-//! an overbooking, and runs every scenario end to end against the real service.
+//! an overbooking, runs every scenario end to end against the real service, and sees every
+//! booking reach the other replica (freshness).
 
 mod counting;
 mod end_to_end;
+mod freshness;
 mod open_loop;
 mod overbooking;
 mod support;
