@@ -15,8 +15,9 @@ use crate::scenarios::Scenario;
 #[command(name = "vacancy-bench", version)]
 pub struct BenchArgs {
     /// Scenarios, comma-separated: baseline, check, direct-db, batch, calendar, book, contend,
-    /// or all. Or `freshness`, which runs alone: two replicas on one database and NATS
-    /// JetStream, commit on one → applied on the other.
+    /// or all. Or one of the two modes that run alone: `freshness` (two replicas on one
+    /// database and NATS JetStream: commit on one → applied on the other) and `memory` (L1
+    /// filled with --listings calendars, no service or database).
     #[arg(long, value_delimiter = ',', default_value = "all", value_parser = parse_scenario_choice)]
     pub scenario: Vec<ScenarioChoice>,
 
@@ -44,7 +45,8 @@ pub struct BenchArgs {
     )]
     pub token: Option<String>,
 
-    /// Listings to load for the read and booking scenarios and for freshness [default: 10000].
+    /// Listings to load for the read and booking scenarios and for freshness [default: 10000];
+    /// calendars put in L1 for memory [default: 1000000].
     #[arg(long)]
     pub listings: Option<usize>,
 
@@ -181,6 +183,11 @@ pub struct BenchArgs {
     #[arg(long, default_value = "1ms", value_parser = parse_duration)]
     pub poll_interval: Duration,
 
+    /// Memory: the L1 capacity (MiB); it must hold every calendar, and the report says if
+    /// anything was evicted.
+    #[arg(long, default_value_t = 4096)]
+    pub cache_max_mib: u64,
+
     /// Keep the in-process service's database after the run (it is deleted by default).
     #[arg(long)]
     pub keep_database: bool,
@@ -192,6 +199,8 @@ pub enum ScenarioChoice {
     One(Scenario),
     /// The freshness mode (runs alone).
     Freshness,
+    /// The memory mode (runs alone).
+    Memory,
 }
 
 fn parse_scenario_choice(s: &str) -> Result<ScenarioChoice, String> {
@@ -199,12 +208,13 @@ fn parse_scenario_choice(s: &str) -> Result<ScenarioChoice, String> {
     match s {
         "all" => return Ok(ScenarioChoice::All),
         "freshness" => return Ok(ScenarioChoice::Freshness),
+        "memory" => return Ok(ScenarioChoice::Memory),
         _ => {}
     }
     Scenario::parse(s).map(ScenarioChoice::One).ok_or_else(|| {
         let names: Vec<&str> = Scenario::ALL.iter().map(|s| s.name()).collect();
         format!(
-            "unknown scenario {s:?}; expected all, freshness or one of {}",
+            "unknown scenario {s:?}; expected all, freshness, memory or one of {}",
             names.join(", ")
         )
     })
@@ -217,6 +227,8 @@ pub enum Mode {
     Load(Vec<Scenario>),
     /// Freshness lag across two replicas.
     Freshness,
+    /// L1 memory for many listings.
+    Memory,
 }
 
 /// Which freshness replica relays the outbox.
@@ -292,12 +304,19 @@ impl BenchArgs {
             );
             return Ok(Mode::Freshness);
         }
+        if alone(ScenarioChoice::Memory, "memory")? {
+            return Ok(Mode::Memory);
+        }
         Ok(Mode::Load(self.scenarios()))
     }
 
-    /// Listings of this run: as asked, or the default.
+    /// Listings of this run: as asked, or the mode's default.
     pub fn listings(&self) -> usize {
-        self.listings.unwrap_or(10_000)
+        let default = match self.mode() {
+            Ok(Mode::Memory) => 1_000_000,
+            _ => 10_000,
+        };
+        self.listings.unwrap_or(default)
     }
 
     /// The scenarios to run, each once, in the canonical order.
@@ -324,7 +343,7 @@ impl BenchArgs {
         let mode = self.mode()?;
         anyhow::ensure!(
             matches!(mode, Mode::Load(_)) || self.svg.is_none(),
-            "--svg is only for the load scenarios (freshness has no latency plot)"
+            "--svg is only for the load scenarios (freshness and memory have no latency plot)"
         );
         anyhow::ensure!(self.listings() >= 1, "--listings must be at least 1");
         anyhow::ensure!(!self.duration.is_zero(), "--duration must be positive");
@@ -433,11 +452,18 @@ mod tests {
     }
 
     #[test]
-    fn freshness_runs_alone() {
+    fn freshness_and_memory_run_alone() {
         let parse = |args: &[&str]| {
             BenchArgs::try_parse_from(std::iter::once("vacancy-bench").chain(args.iter().copied()))
                 .expect("parse")
         };
+        let memory = parse(&["--scenario", "memory"]);
+        assert_eq!(memory.mode().expect("mode"), Mode::Memory);
+        assert_eq!(memory.listings(), 1_000_000);
+        assert_eq!(
+            parse(&["--scenario", "memory", "--listings", "5"]).listings(),
+            5
+        );
         let freshness = parse(&["--scenario", "freshness"]);
         assert_eq!(freshness.mode().expect("mode"), Mode::Freshness);
         assert_eq!(freshness.listings(), 10_000);
@@ -447,6 +473,7 @@ mod tests {
                 .validate()
                 .is_err()
         );
+        assert!(parse(&["--scenario", "memory,all"]).validate().is_err());
         assert!(
             parse(&["--scenario", "freshness", "--url", "http://127.0.0.1:1"])
                 .validate()

@@ -28,7 +28,7 @@ pub const BOOK_DAYS: Range<i64> = 200..360;
 /// Days from today where contended stays start (on listings of their own).
 pub const CONTEND_FIRST_DAY: i64 = 2;
 
-const ZONES: &[&str] = &[
+pub(crate) const ZONES: &[&str] = &[
     "Europe/Lisbon",
     "Europe/London",
     "Europe/Paris",
@@ -91,21 +91,22 @@ pub enum Sink {
     Http(Target),
 }
 
-/// One listing to create, with the stays to book and the block to add on it.
+/// One listing to create, with the stays to book and the block to add on it (days from
+/// today, half-open).
 #[derive(Debug, Clone)]
-struct ListingPlan {
-    id: String,
-    host_id: String,
-    zone: &'static str,
-    units: u32,
-    min_nights: u32,
-    advance_notice_hours: u32,
-    bookings: Vec<(i64, i64)>,
-    block: Option<(i64, i64)>,
+pub(crate) struct ListingPlan {
+    pub(crate) id: String,
+    pub(crate) host_id: String,
+    pub(crate) zone: &'static str,
+    pub(crate) units: u32,
+    pub(crate) min_nights: u32,
+    pub(crate) advance_notice_hours: u32,
+    pub(crate) bookings: Vec<(i64, i64)>,
+    pub(crate) block: Option<(i64, i64)>,
 }
 
 impl ListingPlan {
-    fn rules(&self) -> Result<ListingRules, vacancy_core::RuleError> {
+    pub(crate) fn rules(&self) -> Result<ListingRules, vacancy_core::RuleError> {
         ListingRules::new(RulesInput {
             units: self.units,
             min_nights: self.min_nights,
@@ -116,40 +117,44 @@ impl ListingPlan {
     }
 }
 
+/// Regular listing number `i`, drawn from `rng` (the listings of a run are drawn one after the
+/// other from one generator seeded with the run's seed).
+pub(crate) fn plan(rng: &mut StdRng, spec: &DatasetSpec, i: usize) -> ListingPlan {
+    let units = match rng.random_range(0..100) {
+        0..80 => 1,
+        80..95 => rng.random_range(2..=5),
+        _ => rng.random_range(10..=50),
+    };
+    let bookings = if rng.random_bool(spec.booked_fraction.clamp(0.0, 1.0)) {
+        (0..rng.random_range(1..=4))
+            .map(|_| {
+                let start = rng.random_range(SEEDED_DAYS.start..SEEDED_DAYS.end - 8);
+                (start, start + rng.random_range(2..=7))
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let block = rng.random_bool(0.1).then(|| {
+        let start = rng.random_range(30..SEEDED_DAYS.end - 7);
+        (start, start + 7)
+    });
+    ListingPlan {
+        id: format!("{}l{i:06}", spec.id_prefix),
+        host_id: format!("{}h{:04}", spec.id_prefix, i % 1000),
+        zone: ZONES[rng.random_range(0..ZONES.len())],
+        units,
+        min_nights: rng.random_range(1..=2),
+        advance_notice_hours: [0, 24, 48][rng.random_range(0..3)],
+        bookings,
+        block,
+    }
+}
+
 fn plans(spec: &DatasetSpec) -> (Vec<ListingPlan>, Vec<ListingPlan>) {
     let mut rng = StdRng::seed_from_u64(spec.seed);
     let regular = (0..spec.listings)
-        .map(|i| {
-            let units = match rng.random_range(0..100) {
-                0..80 => 1,
-                80..95 => rng.random_range(2..=5),
-                _ => rng.random_range(10..=50),
-            };
-            let bookings = if rng.random_bool(spec.booked_fraction.clamp(0.0, 1.0)) {
-                (0..rng.random_range(1..=4))
-                    .map(|_| {
-                        let start = rng.random_range(SEEDED_DAYS.start..SEEDED_DAYS.end - 8);
-                        (start, start + rng.random_range(2..=7))
-                    })
-                    .collect()
-            } else {
-                Vec::new()
-            };
-            let block = rng.random_bool(0.1).then(|| {
-                let start = rng.random_range(30..SEEDED_DAYS.end - 7);
-                (start, start + 7)
-            });
-            ListingPlan {
-                id: format!("{}l{i:06}", spec.id_prefix),
-                host_id: format!("{}h{:04}", spec.id_prefix, i % 1000),
-                zone: ZONES[rng.random_range(0..ZONES.len())],
-                units,
-                min_nights: rng.random_range(1..=2),
-                advance_notice_hours: [0, 24, 48][rng.random_range(0..3)],
-                bookings,
-                block,
-            }
-        })
+        .map(|i| plan(&mut rng, spec, i))
         .collect();
     let contend = (0..spec.contend_listings)
         .map(|i| ListingPlan {
@@ -246,7 +251,7 @@ async fn load_part(
     Ok(made)
 }
 
-fn nights(today: Date, (from, to): (i64, i64)) -> anyhow::Result<NightRange> {
+pub(crate) fn nights(today: Date, (from, to): (i64, i64)) -> anyhow::Result<NightRange> {
     Ok(NightRange::new(day(today, from), day(today, to))?)
 }
 

@@ -14,13 +14,14 @@
 //! - [`dataset`]: the data and how it is loaded; [`service`]: the in-process service;
 //! - [`prometheus`]: counters and histograms scraped from `/metrics`; [`cpu`]: where the CPU
 //!   went; [`audit`]: the overbooking check; [`spike`]: the spike profile (`--spike`);
-//! - [`freshness`], a mode that runs alone (`--scenario freshness`): commit on one replica →
-//!   applied on the other, two in-process replicas on NATS JetStream.
+//! - two modes that run alone: [`freshness`] (`--scenario freshness`: commit on one replica →
+//!   applied on the other, two in-process replicas on NATS JetStream) and [`memory`]
+//!   (`--scenario memory`: L1 holding many listings' calendars, no service).
 //!
 //! The harness never changes the service: it is a client of the HTTP API, and touches the
 //! database only through `vacancy_store` (loading, auditing, taking the relay lease for the
-//! replica freshness names) and to drop its own throwaway database. No test or report asserts
-//! a speed.
+//! replica freshness names) and to drop its own throwaway database. The memory mode uses the
+//! read path directly, as the service does. No test or report asserts a speed.
 
 pub mod audit;
 pub mod cli;
@@ -29,6 +30,7 @@ pub mod dataset;
 pub mod engine;
 pub mod freshness;
 pub mod http;
+pub mod memory;
 pub mod prometheus;
 pub mod report;
 pub mod run;

@@ -38,6 +38,12 @@ fn main() -> ExitCode {
                 write_outputs(&args, &serde_json::to_string_pretty(&report)?, &markdown)?;
                 Ok((markdown, 0))
             }
+            Mode::Memory => {
+                let report = vacancy_bench::memory::run(&args, command).await?;
+                let markdown = report.to_markdown();
+                write_outputs(&args, &serde_json::to_string_pretty(&report)?, &markdown)?;
+                Ok((markdown, 0))
+            }
         }
     });
     match outcome {
@@ -56,7 +62,7 @@ fn main() -> ExitCode {
     }
 }
 
-/// `--out` and `--markdown` of a mode that has no latency plot.
+/// `--out` and `--markdown` of the modes that have no latency plot.
 fn write_outputs(args: &BenchArgs, json: &str, markdown: &str) -> anyhow::Result<()> {
     if let Some(path) = &args.out {
         vacancy_bench::run::write(path, json)?;

@@ -28,7 +28,7 @@ pub async fn run(args: &BenchArgs, command: String) -> anyhow::Result<BenchRepor
     args.validate()?;
     anyhow::ensure!(
         matches!(args.mode()?, Mode::Load(_)),
-        "freshness has a runner of its own (crate::freshness)"
+        "freshness and memory have runners of their own (crate::freshness, crate::memory)"
     );
     let started_at = Timestamp::now().round(jiff::Unit::Second)?.to_string();
     let machine = machine();
