@@ -75,6 +75,13 @@ pub struct BenchArgs {
     #[arg(long)]
     pub rate: Option<f64>,
 
+    /// Do not warm the service's cache before the read scenarios. By default every loaded
+    /// listing is read once (batch checks of 1,000) before `check`, `batch` and `calendar`, so
+    /// they measure reads from L1; with this flag they start cold and their cache counters show
+    /// the hit ratio from a cold start.
+    #[arg(long)]
+    pub no_prewarm: bool,
+
     /// Run each scenario as a spike profile instead: open loop at --rate for --duration, then
     /// --spike-factor times that for --spike-duration, then --rate again for --duration.
     #[arg(long, requires = "rate")]
