@@ -140,7 +140,12 @@ impl L1 {
             match shard.index.get(entry.listing.id.as_str()) {
                 Some(&i) => {
                     let slot = &mut shard.slots[i];
-                    if slot.entry.version() >= entry.version() && self.alive(&slot.entry, now) {
+                    // A reload of the same version replaces the copy it refreshes, so the
+                    // copy's age starts again (otherwise every read would refresh it anew).
+                    let current = &slot.entry;
+                    let newer = (current.version(), current.loaded_at)
+                        >= (entry.version(), entry.loaded_at);
+                    if newer && self.alive(current, now) {
                         Inserted::KeptNewer
                     } else {
                         self.used.fetch_add(weight, Relaxed);
@@ -311,9 +316,14 @@ mod tests {
     #[test]
     fn a_newer_copy_replaces_an_older_one_and_never_the_reverse() {
         let l1 = L1::new(1 << 20, Duration::from_secs(60));
-        assert_eq!(l1.insert_if_newer(entry("a", 2), || 0), Inserted::Put);
+        let first = entry("a", 2);
+        let reloaded = entry("a", 2);
+        assert_eq!(l1.insert_if_newer(first.clone(), || 0), Inserted::Put);
         assert_eq!(l1.insert_if_newer(entry("a", 1), || 0), Inserted::KeptNewer);
-        assert_eq!(l1.insert_if_newer(entry("a", 2), || 0), Inserted::KeptNewer);
+        // A reload of the same version replaces the older load, never the reverse.
+        assert_eq!(l1.insert_if_newer(reloaded.clone(), || 0), Inserted::Put);
+        assert_eq!(l1.insert_if_newer(first, || 0), Inserted::KeptNewer);
+        assert!(Arc::ptr_eq(&l1.peek("a").expect("cached"), &reloaded));
         assert_eq!(l1.insert_if_newer(entry("a", 3), || 0), Inserted::Put);
         let now = Instant::now();
         assert_eq!(l1.get("a", now).map(|e| e.version()), Some(3));

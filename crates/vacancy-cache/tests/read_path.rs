@@ -236,6 +236,36 @@ async fn an_old_copy_is_served_while_one_refresh_runs(backend: Backend) {
     assert!(reads.stats().refreshes >= 1, "{:?}", reads.stats());
 }
 
+async fn a_refreshed_copy_counts_as_fresh_again(backend: Backend) {
+    let store = store(backend).await;
+    let id = listing(&store, 1).await;
+    let config = CacheConfig {
+        fresh_for: Duration::from_millis(300),
+        ..CacheConfig::default()
+    };
+    let reads = ReadPath::new(store.clone(), None, config);
+    let range = nights(5, 1);
+    let opts = ReadOptions::default();
+    reads.view(&id, range, now(), opts).await.expect("warm");
+    tokio::time::sleep(Duration::from_millis(350)).await;
+    // Old: served, and refreshed once in the background (nothing changed, same version).
+    reads.view(&id, range, now(), opts).await.expect("read");
+    for _ in 0..100 {
+        if reads.stats().refreshes >= 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(reads.stats().refreshes, 1);
+    // The reloaded copy replaced the old one: further reads do not refresh it again.
+    for _ in 0..20 {
+        let view = reads.view(&id, range, now(), opts).await.expect("read");
+        assert_eq!(view.expect("listing").source, Source::L1);
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(reads.stats().refreshes, 1, "{:?}", reads.stats());
+}
+
 async fn a_batch_loads_its_misses_in_one_go_and_keeps_them(backend: Backend) {
     let store = store(backend).await;
     let mut ids = Vec::new();
@@ -396,6 +426,7 @@ macro_rules! on_both_backends {
 }
 
 on_both_backends!(
+    a_refreshed_copy_counts_as_fresh_again,
     a_copy_that_does_not_cover_the_nights_is_not_answered_from,
     hot_listings_are_refreshed_without_being_read,
     fifty_concurrent_misses_load_once,
