@@ -246,7 +246,10 @@ async fn prewarm(target: &Target, data: &Dataset) -> anyhow::Result<()> {
         });
         let request = Planned::post_json("/v1/availability/batch", serde_json::to_vec(&body)?);
         let (status, _) = conn.exchange(&request, Duration::from_secs(30)).await?;
-        anyhow::ensure!(status.is_success(), "warming the cache: batch answered {status}");
+        anyhow::ensure!(
+            status.is_success(),
+            "warming the cache: batch answered {status}"
+        );
     }
     Ok(())
 }
