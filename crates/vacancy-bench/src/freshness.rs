@@ -842,25 +842,7 @@ impl FreshnessReport {
         let m = &self.machine;
         let _ = writeln!(md, "### vacancy-bench freshness, {}\n", self.started_at);
         let _ = writeln!(md, "- command: `{}`", self.command);
-        let _ = writeln!(
-            md,
-            "- machine: {} cores{}, {}; {} build{}{}",
-            m.cores,
-            m.cpu_model
-                .as_deref()
-                .map(|c| format!(" ({c})"))
-                .unwrap_or_default(),
-            m.os,
-            m.build_profile,
-            m.git_revision
-                .as_deref()
-                .map(|r| format!(", revision {r}"))
-                .unwrap_or_default(),
-            m.load_average
-                .as_deref()
-                .map(|l| format!("; load average at start {l}"))
-                .unwrap_or_default(),
-        );
+        let _ = writeln!(md, "{}", m.markdown_line());
         let _ = writeln!(
             md,
             "- two in-process replicas ({} runtime threads each) on one {} database, NATS JetStream at {} (stream {}); replica {} held the outbox relay lease{}",

@@ -301,20 +301,7 @@ impl MemoryReport {
         let m = &self.machine;
         let _ = writeln!(md, "### vacancy-bench memory, {}\n", self.started_at);
         let _ = writeln!(md, "- command: `{}`", self.command);
-        let _ = writeln!(
-            md,
-            "- machine: {} cores{}, {}; {} build{}",
-            m.cores,
-            m.memory_gib
-                .map(|g| format!(", {g:.0} GiB"))
-                .unwrap_or_default(),
-            m.os,
-            m.build_profile,
-            m.git_revision
-                .as_deref()
-                .map(|r| format!(", revision {r}"))
-                .unwrap_or_default(),
-        );
+        let _ = writeln!(md, "{}", m.markdown_line());
         let x = &self.mix;
         let _ = writeln!(
             md,

@@ -47,6 +47,33 @@ pub struct Machine {
     pub load_average: Option<String>,
 }
 
+impl Machine {
+    /// The `- machine: …` line every markdown report starts with.
+    pub fn markdown_line(&self) -> String {
+        format!(
+            "- machine: {} cores{}{}, {}; {} build{}{}",
+            self.cores,
+            self.cpu_model
+                .as_deref()
+                .map(|c| format!(" ({c})"))
+                .unwrap_or_default(),
+            self.memory_gib
+                .map(|g| format!(", {g:.0} GiB"))
+                .unwrap_or_default(),
+            self.os,
+            self.build_profile,
+            self.git_revision
+                .as_deref()
+                .map(|r| format!(", revision {r}"))
+                .unwrap_or_default(),
+            self.load_average
+                .as_deref()
+                .map(|l| format!("; load average at start {l}"))
+                .unwrap_or_default(),
+        )
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct TargetInfo {
     /// `in-process` (started by the harness on a fresh database) or `external`.
@@ -318,28 +345,7 @@ impl BenchReport {
         let m = &self.machine;
         let _ = writeln!(md, "### vacancy-bench, {}\n", self.started_at);
         let _ = writeln!(md, "- command: `{}`", self.command);
-        let _ = writeln!(
-            md,
-            "- machine: {} cores{}{}, {}; {} build{}{}",
-            m.cores,
-            m.cpu_model
-                .as_deref()
-                .map(|c| format!(" ({c})"))
-                .unwrap_or_default(),
-            m.memory_gib
-                .map(|g| format!(", {g:.0} GiB"))
-                .unwrap_or_default(),
-            m.os,
-            m.build_profile,
-            m.git_revision
-                .as_deref()
-                .map(|r| format!(", revision {r}"))
-                .unwrap_or_default(),
-            m.load_average
-                .as_deref()
-                .map(|l| format!("; load average at start {l}"))
-                .unwrap_or_default(),
-        );
+        let _ = writeln!(md, "{}", m.markdown_line());
         let t = &self.target;
         let _ = writeln!(
             md,
