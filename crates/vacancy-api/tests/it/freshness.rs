@@ -24,14 +24,16 @@ async fn two_replicas(backend: Backend, bus: vacancy_events::BusConfig) -> (Test
     (a, b)
 }
 
-/// Reads availability on `app` until `done` says so, at most ~5 s (a bound, not a benchmark).
+/// Reads availability on `app` until `done` says so, at most ~15 s (a bound, not a benchmark:
+/// after a NATS restart the consumer's reconnect backoff alone took over 5 s once, on a loaded
+/// machine).
 async fn eventually(
     app: &TestApp,
     path: &str,
     done: impl Fn(&serde_json::Value) -> bool,
 ) -> serde_json::Value {
     let mut last = serde_json::Value::Null;
-    for _ in 0..250 {
+    for _ in 0..750 {
         last = app.get(path).await.body;
         if done(&last) {
             return last;
