@@ -25,8 +25,7 @@ async fn two_replicas(backend: Backend, bus: vacancy_events::BusConfig) -> (Test
 }
 
 /// Reads availability on `app` until `done` says so, at most ~15 s (a bound, not a benchmark:
-/// after a NATS restart the consumer's reconnect backoff alone took over 5 s once, on a loaded
-/// machine).
+/// once, on a loaded machine, a replica had not caught up 5 s after a NATS restart).
 async fn eventually(
     app: &TestApp,
     path: &str,
