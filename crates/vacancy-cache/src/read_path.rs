@@ -455,7 +455,7 @@ impl ReadPath {
                 .filter(|(id, slot)| slot.is_none() && seen.insert(id.as_str()))
                 .map(|(id, _)| id.clone())
                 .collect();
-            let mut loaded: std::collections::HashMap<String, (Arc<Entry>, Source)> =
+            let loaded: std::collections::HashMap<String, (Arc<Entry>, Source)> =
                 match self.load_many(&missing, now, &opts).await {
                     Ok(loaded) => loaded
                         .into_iter()
@@ -483,7 +483,6 @@ impl ReadPath {
                     *slot = loaded.get(id).cloned();
                 }
             }
-            loaded.clear();
         }
         Ok(ids
             .iter()
