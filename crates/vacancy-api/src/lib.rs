@@ -21,6 +21,7 @@ pub mod fuzzing;
 pub mod idempotency;
 pub mod observe;
 pub mod openapi;
+pub mod pressure;
 pub mod ratelimit;
 pub mod routes;
 pub mod serve;

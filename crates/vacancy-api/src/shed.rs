@@ -7,11 +7,16 @@
 //! capacity the service refuses quickly instead of queueing into a latency collapse, and a flood
 //! of one class (say, batch checks from a search page) cannot starve the others (bookings).
 //!
+//! Past the CPU's capacity the queue forms before any bulkhead sees it; [`crate::pressure`] sheds
+//! by the runtime's scheduling lag then, with the same 503 (batch first, then reads,
+//! then writes).
+//!
 //! Invariants: operations endpoints (`/healthz`, `/readyz`, `/metrics`, `/openapi.json`) are never
 //! shed; a shed request never reaches a handler, so it never changes anything; permits are
 //! released when the handler's response is produced (drop guard), also on panic or cancellation.
 //!
-//! Metrics: `vacancy_shed_total{class}` and the gauge `vacancy_in_flight{class}`.
+//! Metrics: `vacancy_shed_total{class, reason}` (`reason` is `full` or `lag`) and the gauge
+//! `vacancy_in_flight{class}`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,6 +28,10 @@ use axum::response::{IntoResponse, Response};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::error::ApiError;
+use crate::pressure::Pressure;
+
+/// The default scheduling lag from which batch checks are shed.
+pub const DEFAULT_LAG_TARGET: Duration = Duration::from_millis(5);
 
 /// Concurrency limits per class of request.
 #[derive(Debug, Clone)]
@@ -35,6 +44,9 @@ pub struct ConcurrencyLimits {
     pub writes: usize,
     /// Longest a request waits for a permit before it is shed.
     pub queue_wait: Duration,
+    /// Scheduling lag from which batch checks are shed (reads from twice it, writes
+    /// from four times it; see `pressure`); `None`: never shed by lag.
+    pub lag_target: Option<Duration>,
 }
 
 impl Default for ConcurrencyLimits {
@@ -46,6 +58,7 @@ impl Default for ConcurrencyLimits {
             batch: 32,
             writes: 64,
             queue_wait: Duration::from_millis(50),
+            lag_target: Some(DEFAULT_LAG_TARGET),
         }
     }
 }
@@ -90,6 +103,7 @@ pub struct Bulkheads {
     batch: Arc<Semaphore>,
     writes: Arc<Semaphore>,
     queue_wait: Duration,
+    pressure: Option<Arc<Pressure>>,
 }
 
 impl Bulkheads {
@@ -101,6 +115,7 @@ impl Bulkheads {
             batch: semaphore(limits.batch),
             writes: semaphore(limits.writes),
             queue_wait: limits.queue_wait,
+            pressure: limits.lag_target.map(Pressure::new),
         }
     }
 
@@ -157,13 +172,22 @@ pub async fn shed(
     let Some(class) = Class::of(request.method(), request.uri().path()) else {
         return next.run(request).await;
     };
-    match bulkheads.admit(class).await {
-        Some(_in_flight) => next.run(request).await,
-        None => {
-            metrics::counter!("vacancy_shed_total", "class" => class.as_str()).increment(1);
-            ApiError::Overloaded(class.as_str()).into_response()
+    if let Some(pressure) = &bulkheads.pressure {
+        pressure.ensure_started();
+        if pressure.sheds(class) {
+            return refuse(class, "lag");
         }
     }
+    match bulkheads.admit(class).await {
+        Some(_in_flight) => next.run(request).await,
+        None => refuse(class, "full"),
+    }
+}
+
+fn refuse(class: Class, reason: &'static str) -> Response {
+    metrics::counter!("vacancy_shed_total", "class" => class.as_str(), "reason" => reason)
+        .increment(1);
+    ApiError::Overloaded(class.as_str()).into_response()
 }
 
 #[cfg(test)]
@@ -202,6 +226,7 @@ mod tests {
             batch: 1,
             writes: 1,
             queue_wait: Duration::from_millis(10),
+            lag_target: None,
         });
         let write = bulkheads.admit(Class::Write).await.expect("first write");
         assert!(bulkheads.admit(Class::Write).await.is_none(), "shed");

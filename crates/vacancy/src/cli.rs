@@ -208,6 +208,11 @@ struct ServeArgs {
     /// Longest a request waits for a free slot of its class before it is shed, in milliseconds.
     #[arg(long, env = "VACANCY_SHED_QUEUE_WAIT_MS", default_value_t = 50)]
     shed_queue_wait_ms: u64,
+    /// Scheduling lag (averaged over 20 ms) from which batch checks are shed, in
+    /// milliseconds; single reads are shed from twice it, writes from four times it. It catches
+    /// a saturated CPU, whose queue forms before any bulkhead sees it. 0 turns it off.
+    #[arg(long, env = "VACANCY_SHED_LAG_MS", default_value_t = 5)]
+    shed_lag_ms: u64,
     /// Requests per second each client may send (keyed on its bearer token's subject, else its
     /// IP address); more are answered 429. 0 turns rate limiting off.
     #[arg(long, env = "VACANCY_RATE_LIMIT_PER_SECOND", default_value_t = 0)]
@@ -381,6 +386,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             batch: args.max_concurrent_batch,
             writes: args.max_concurrent_writes,
             queue_wait: Duration::from_millis(args.shed_queue_wait_ms),
+            lag_target: (args.shed_lag_ms > 0).then(|| Duration::from_millis(args.shed_lag_ms)),
         },
         rate_limit: RateLimitConfig {
             per_second: args.rate_limit_per_second,

@@ -21,6 +21,7 @@ async fn one_write_at_a_time(backend: Backend) -> TestApp {
             batch: 1,
             writes: 1,
             queue_wait: Duration::from_millis(20),
+            lag_target: None,
         };
     })
     .await
@@ -119,7 +120,7 @@ async fn a_full_write_class_sheds_writes_and_only_writes(backend: Backend) {
     assert_eq!(later.status, StatusCode::CREATED, "{}", later.body);
     let text = String::from_utf8_lossy(&metrics_text(&app).await).into_owned();
     assert!(
-        text.contains("vacancy_shed_total{class=\"write\"}"),
+        text.contains("vacancy_shed_total{class=\"write\",reason=\"full\"}"),
         "{text}"
     );
     assert!(text.contains("vacancy_in_flight{class=\"write\"}"));
@@ -197,7 +198,94 @@ async fn racing_through_one_write_slot_yields_only_clean_answers(backend: Backen
     app.assert_no_overbooking().await;
 }
 
+/// A saturated CPU: many clients flood batch checks into a service whose bulkheads are wide
+/// open, so no bulkhead ever fills. The standing scheduling lag sheds batches with the same fast
+/// 503; operations endpoints still answer; once the flood is over, batches are admitted again.
+async fn a_saturated_runtime_sheds_batches_by_its_lag(backend: Backend) {
+    let app = Arc::new(
+        spawn_tuned(backend, |config| {
+            config.api.concurrency = ConcurrencyLimits {
+                // Wide open: no bulkhead fills, only the lag can shed.
+                batch: 4096,
+                lag_target: Some(Duration::from_millis(5)),
+                ..ConcurrencyLimits::default()
+            };
+        })
+        .await,
+    );
+    let mut ids = Vec::new();
+    for _ in 0..40 {
+        ids.push(app.listing(1, json!({})).await);
+    }
+    let batch = Arc::new(json!({ "listing_ids": ids, "check_in": "2030-02-10",
+        "check_out": "2030-02-12" }));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let sheds = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut clients = Vec::new();
+    for _ in 0..64 {
+        let (app, batch, sheds) = (app.clone(), batch.clone(), sheds.clone());
+        clients.push(tokio::spawn(async move {
+            let mut admitted = 0;
+            // Bounded in time; ends early once the service has shed plenty.
+            while tokio::time::Instant::now() < deadline
+                && sheds.load(std::sync::atomic::Ordering::Relaxed) < 50
+            {
+                let reply = app.post("/v1/availability/batch", &batch).await;
+                match reply.status {
+                    StatusCode::OK => admitted += 1,
+                    StatusCode::SERVICE_UNAVAILABLE => {
+                        assert_eq!(reply.problem(), "overloaded", "{}", reply.body);
+                        assert_eq!(reply.content_type(), "application/problem+json");
+                        assert_eq!(reply.headers["retry-after"], "1");
+                        sheds.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    }
+                    other => panic!("unexpected {other}: {}", reply.body),
+                }
+            }
+            admitted
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        app.get("/healthz").await.status,
+        StatusCode::OK,
+        "never shed"
+    );
+    let mut admitted = 0;
+    for client in clients {
+        admitted += client.await.expect("client");
+    }
+    let shed = sheds.load(std::sync::atomic::Ordering::Relaxed);
+    assert!(shed > 0, "nothing shed ({admitted} admitted)");
+    assert!(admitted > 0, "everything shed");
+    let text = String::from_utf8_lossy(&metrics_text(&app).await).into_owned();
+    assert!(
+        text.contains("vacancy_shed_total{class=\"batch\",reason=\"lag\"}"),
+        "{text}"
+    );
+    assert!(text.contains("vacancy_runtime_lag_seconds"), "{text}");
+
+    // The flood is over: within a bounded number of tries batches are admitted again.
+    let mut back = false;
+    for _ in 0..100 {
+        let reply = app.post("/v1/availability/batch", &batch).await;
+        if reply.status == StatusCode::OK {
+            back = true;
+            break;
+        }
+        assert_eq!(
+            reply.status,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "{}",
+            reply.body
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(back, "batches still shed after the flood");
+}
+
 crate::backend_tests!(
+    a_saturated_runtime_sheds_batches_by_its_lag,
     a_full_write_class_sheds_writes_and_only_writes,
     a_full_batch_class_sheds_batches,
     racing_through_one_write_slot_yields_only_clean_answers,
