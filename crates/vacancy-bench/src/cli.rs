@@ -170,6 +170,11 @@ pub struct BenchArgs {
     #[arg(long, value_parser = parse_duration)]
     pub shed_queue_wait: Option<Duration>,
 
+    /// Scheduling lag from which the in-process service sheds batch checks (reads from
+    /// 2×, writes from 4×; its default: 5 ms; 0s: off).
+    #[arg(long, value_parser = parse_duration)]
+    pub shed_lag: Option<Duration>,
+
     /// Listings loaded at once.
     #[arg(long, default_value_t = 16)]
     pub load_concurrency: usize,

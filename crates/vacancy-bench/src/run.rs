@@ -61,6 +61,7 @@ pub async fn run(args: &BenchArgs, command: String) -> anyhow::Result<BenchRepor
                 db_max_connections: args.db_max_connections,
                 max_concurrent_reads: args.max_concurrent_reads,
                 shed_queue_wait: args.shed_queue_wait,
+                shed_lag: args.shed_lag,
                 ..ServiceOptions::new(args.backend.backend(), server_threads)
             })
             .await?;

@@ -28,6 +28,8 @@ pub struct ServiceOptions {
     pub max_concurrent_reads: Option<usize>,
     /// Its longest wait for a bulkhead slot (`None`: the service's default).
     pub shed_queue_wait: Option<Duration>,
+    /// Its standing-lag shedding threshold (`None`: the service's default; zero: off).
+    pub shed_lag: Option<Duration>,
     /// Where it publishes and consumes events (the embedded default: in this replica only).
     pub bus: BusConfig,
     /// Its name as the outbox relay's lease holder (`None`: the service's default, the same for
@@ -44,6 +46,7 @@ impl ServiceOptions {
             db_max_connections: 16,
             max_concurrent_reads: None,
             shed_queue_wait: None,
+            shed_lag: None,
             bus: BusConfig::Local,
             relay_holder: None,
         }
@@ -113,6 +116,9 @@ impl InProcessService {
         }
         if let Some(wait) = options.shed_queue_wait {
             config.api.concurrency.queue_wait = wait;
+        }
+        if let Some(lag) = options.shed_lag {
+            config.api.concurrency.lag_target = (!lag.is_zero()).then_some(lag);
         }
         config.bus = options.bus.clone();
         if let Some(holder) = &options.relay_holder {

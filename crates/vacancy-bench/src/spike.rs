@@ -7,6 +7,10 @@
 //! intended send time (no coordinated omission), as in the engine's open loop. Results are
 //! kept per one-second bucket of intended send time, so the recovery can be seen second by
 //! second. "Admitted" means answered with anything but 503 or 429.
+//!
+//! The load generator shares the machine, so its own scheduling delay is part of every latency
+//! it measures: a probe on its runtime (asking to wake every millisecond) reports that delay per
+//! part as `generator lag p99`, so the service's share can be told from the generator's.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -132,6 +136,8 @@ pub struct SpikePart {
     /// Requests whose outcome is neither expected nor shed (other statuses, transport errors).
     pub errors: u64,
     pub transport_errors: u64,
+    /// p99 of the load generator's own scheduling delay over the part, in ms.
+    pub generator_lag_p99_ms: f64,
 }
 
 /// The admitted p99 of one second of the profile.
@@ -197,6 +203,7 @@ pub async fn run_spike(
             ))
         })
         .collect();
+    let lag = tokio::spawn(generator_lag(t0, total));
     let seconds = total.as_secs_f64().ceil() as usize;
     let mut buckets = vec![Bucket::default(); seconds.max(1)];
     for handle in handles {
@@ -206,7 +213,28 @@ pub async fn run_spike(
             }
         }
     }
-    Ok(summarize(spec, &buckets, expected))
+    let lag = lag.await?;
+    Ok(summarize(spec, &buckets, &lag, expected))
+}
+
+/// How late this runtime wakes a task that asks to sleep 1 ms, per second from `t0`, for
+/// `total`: the generator's own share of every latency it measures.
+async fn generator_lag(t0: Instant, total: Duration) -> Vec<Histogram<u64>> {
+    const TICK: Duration = Duration::from_millis(1);
+    let seconds = total.as_secs_f64().ceil() as usize;
+    let mut lag = vec![new_histogram(); seconds.max(1)];
+    while t0.elapsed() < total {
+        let asked = Instant::now();
+        tokio::time::sleep(TICK).await;
+        // The timer rounds up to whole milliseconds: up to 1 ms late is on time.
+        let late = asked.elapsed().saturating_sub(TICK * 2);
+        let second = asked.saturating_duration_since(t0).as_secs() as usize;
+        if let Some(h) = lag.get_mut(second) {
+            let micros = u64::try_from(late.as_micros()).unwrap_or(u64::MAX);
+            h.saturating_record(micros.max(1));
+        }
+    }
+    lag
 }
 
 async fn drive(
@@ -256,7 +284,12 @@ async fn drive(
     buckets
 }
 
-fn summarize(spec: &SpikeSpec, buckets: &[Bucket], expected: &[u16]) -> SpikeReport {
+fn summarize(
+    spec: &SpikeSpec,
+    buckets: &[Bucket],
+    lag: &[Histogram<u64>],
+    expected: &[u16],
+) -> SpikeReport {
     let secs = |d: Duration| d.as_secs_f64().ceil() as usize;
     let (before_end, during_end) = (
         secs(spec.before),
@@ -264,8 +297,12 @@ fn summarize(spec: &SpikeSpec, buckets: &[Bucket], expected: &[u16]) -> SpikeRep
     );
     let part = |name, rate, range: std::ops::Range<usize>, seconds: Duration| {
         let mut all = Bucket::default();
-        for bucket in buckets.get(range).unwrap_or_default() {
+        for bucket in buckets.get(range.clone()).unwrap_or_default() {
             all.merge(bucket);
+        }
+        let mut generator_lag = new_histogram();
+        for h in lag.get(range).unwrap_or_default() {
+            generator_lag.add(h).unwrap_or_default();
         }
         let responses: u64 = all.by_status.values().sum();
         let requests = responses + all.transport_errors;
@@ -296,6 +333,7 @@ fn summarize(spec: &SpikeSpec, buckets: &[Bucket], expected: &[u16]) -> SpikeRep
             by_status: all.by_status,
             errors,
             transport_errors: all.transport_errors,
+            generator_lag_p99_ms: generator_lag.value_at_quantile(0.99) as f64 / 1000.0,
         }
     };
     let parts = vec![
@@ -351,9 +389,12 @@ impl SpikeReport {
         let _ = writeln!(md, "\n#### spike ({scenario}, {}×)\n", self.factor);
         let _ = writeln!(
             md,
-            "| part | rate/s | requests | admitted p50 ms | admitted p99 ms | shed (503+429) | errors | statuses |"
+            "| part | rate/s | requests | admitted p50 ms | admitted p99 ms | shed (503+429) | errors | statuses | generator lag p99 ms |"
         );
-        let _ = writeln!(md, "| --- | --- | --- | --- | --- | --- | --- | --- |");
+        let _ = writeln!(
+            md,
+            "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"
+        );
         for p in &self.parts {
             let statuses = p
                 .by_status
@@ -363,7 +404,7 @@ impl SpikeReport {
                 .join(", ");
             let _ = writeln!(
                 md,
-                "| {} | {:.0} | {} | {:.2} | {:.2} | {:.1} % | {} | {} |",
+                "| {} | {:.0} | {} | {:.2} | {:.2} | {:.1} % | {} | {} | {:.2} |",
                 p.name,
                 p.rate_per_second,
                 p.requests,
@@ -371,7 +412,8 @@ impl SpikeReport {
                 p.admitted_latency.p99_ms,
                 p.shed_fraction * 100.0,
                 p.errors,
-                statuses
+                statuses,
+                p.generator_lag_p99_ms
             );
         }
         let _ = writeln!(
@@ -435,7 +477,11 @@ mod tests {
             bucket(9, &[(200, 10)]),
             bucket(3, &[(200, 10)]),
         ];
-        let report = summarize(&spec, &buckets, &[200]);
+        let mut lag = vec![new_histogram(); 5];
+        lag[2].saturating_record(7_000);
+        let report = summarize(&spec, &buckets, &lag, &[200]);
+        assert_eq!(report.parts[1].generator_lag_p99_ms, 7.0);
+        assert_eq!(report.parts[0].generator_lag_p99_ms, 0.0);
         assert_eq!(report.parts[1].requests, 100);
         assert!((report.parts[1].shed_fraction - 0.55).abs() < 1e-9);
         assert_eq!(report.parts[1].errors, 5);
