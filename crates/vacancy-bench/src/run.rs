@@ -61,7 +61,9 @@ pub async fn run(args: &BenchArgs, command: String) -> anyhow::Result<BenchRepor
                 db_max_connections: args.db_max_connections,
                 max_concurrent_reads: args.max_concurrent_reads,
                 shed_queue_wait: args.shed_queue_wait,
-                shed_lag: args.shed_lag,
+                // Peak runs measure capacity, so nothing is shed by lag there; spikes run with
+                // the service's default.
+                shed_lag: args.shed_lag.or((!args.spike).then_some(Duration::ZERO)),
                 ..ServiceOptions::new(args.backend.backend(), server_threads)
             })
             .await?;
