@@ -187,7 +187,7 @@ impl ApiError {
                 StatusCode::SERVICE_UNAVAILABLE,
                 "overloaded",
                 "Overloaded",
-                format!("too many {class} requests are in progress; retry shortly"),
+                format!("the service has no room for more {class} requests now; retry shortly"),
             ),
             ApiError::RateLimited => p(
                 StatusCode::TOO_MANY_REQUESTS,

@@ -480,7 +480,8 @@ mod tests {
         let mut lag = vec![new_histogram(); 5];
         lag[2].saturating_record(7_000);
         let report = summarize(&spec, &buckets, &lag, &[200]);
-        assert_eq!(report.parts[1].generator_lag_p99_ms, 7.0);
+        // Within the histogram's three significant digits.
+        assert!((report.parts[1].generator_lag_p99_ms - 7.0).abs() < 0.01);
         assert_eq!(report.parts[0].generator_lag_p99_ms, 0.0);
         assert_eq!(report.parts[1].requests, 100);
         assert!((report.parts[1].shed_fraction - 0.55).abs() < 1e-9);
