@@ -126,7 +126,11 @@ pub struct SpikePart {
     pub name: &'static str,
     pub rate_per_second: f64,
     pub seconds: f64,
+    /// Requests sent (answered or failed in transport).
     pub requests: u64,
+    /// Requests due in the part that were never sent: every connection was still busy when the
+    /// run gave up on them (a backlog in the load generator).
+    pub unsent: u64,
     /// Latency of admitted requests (not 503 or 429), from their intended send time.
     pub admitted_latency: Percentiles,
     /// Share of requests answered 503 or 429.
@@ -146,6 +150,7 @@ pub struct SpikeSecond {
     /// Seconds since the start of the profile.
     pub second: u64,
     pub admitted_p99_ms: f64,
+    pub admitted: u64,
     pub shed: u64,
     pub requests: u64,
 }
@@ -295,7 +300,8 @@ fn summarize(
         secs(spec.before),
         secs(spec.before) + secs(spec.during).max(1),
     );
-    let part = |name, rate, range: std::ops::Range<usize>, seconds: Duration| {
+    let due = spec.counts();
+    let part = |name, rate, range: std::ops::Range<usize>, seconds: Duration, due: u64| {
         let mut all = Bucket::default();
         for bucket in buckets.get(range.clone()).unwrap_or_default() {
             all.merge(bucket);
@@ -324,6 +330,7 @@ fn summarize(
             rate_per_second: rate,
             seconds: seconds.as_secs_f64(),
             requests,
+            unsent: due.saturating_sub(requests),
             admitted_latency: Percentiles::of(&all.admitted),
             shed_fraction: if requests > 0 {
                 shed as f64 / requests as f64
@@ -337,18 +344,20 @@ fn summarize(
         }
     };
     let parts = vec![
-        part("before", spec.per_second, 0..before_end, spec.before),
+        part("before", spec.per_second, 0..before_end, spec.before, due.0),
         part(
             "during",
             spec.per_second * spec.factor,
             before_end..during_end,
             spec.during,
+            due.1,
         ),
         part(
             "after",
             spec.per_second,
             during_end..buckets.len(),
             spec.after,
+            due.2,
         ),
     ];
     let p99_ms = |h: &Histogram<u64>| h.value_at_quantile(0.99) as f64 / 1000.0;
@@ -358,6 +367,7 @@ fn summarize(
         .map(|(i, b)| SpikeSecond {
             second: i as u64,
             admitted_p99_ms: p99_ms(&b.admitted),
+            admitted: b.admitted.len(),
             shed: b
                 .by_status
                 .iter()
@@ -369,9 +379,11 @@ fn summarize(
         .collect();
     let target = 2.0 * parts[0].admitted_latency.p99_ms;
     let after = timeline.get(during_end..).unwrap_or_default();
-    // The first second after the spike from which every later second is within target.
+    // The first second after the spike from which every later second is within target; a
+    // second that admitted nothing (all shed, or nothing sent) is not.
+    let recovered = |s: &SpikeSecond| s.admitted > 0 && s.admitted_p99_ms <= target;
     let recovery_seconds = (0..after.len())
-        .find(|&i| after[i..].iter().all(|s| s.admitted_p99_ms <= target))
+        .find(|&i| after[i..].iter().all(recovered))
         .map(|i| i as u64);
     SpikeReport {
         factor: spec.factor,
@@ -389,11 +401,11 @@ impl SpikeReport {
         let _ = writeln!(md, "\n#### spike ({scenario}, {}×)\n", self.factor);
         let _ = writeln!(
             md,
-            "| part | rate/s | requests | admitted p50 ms | admitted p99 ms | shed (503+429) | errors | statuses | generator lag p99 ms |"
+            "| part | rate/s | requests | unsent | admitted p50 ms | admitted p99 ms | shed (503+429) | errors | statuses | generator lag p99 ms |"
         );
         let _ = writeln!(
             md,
-            "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"
+            "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
         );
         for p in &self.parts {
             let statuses = p
@@ -404,10 +416,11 @@ impl SpikeReport {
                 .join(", ");
             let _ = writeln!(
                 md,
-                "| {} | {:.0} | {} | {:.2} | {:.2} | {:.1} % | {} | {} | {:.2} |",
+                "| {} | {:.0} | {} | {} | {:.2} | {:.2} | {:.1} % | {} | {} | {:.2} |",
                 p.name,
                 p.rate_per_second,
                 p.requests,
+                p.unsent,
                 p.admitted_latency.p50_ms,
                 p.admitted_latency.p99_ms,
                 p.shed_fraction * 100.0,
@@ -488,6 +501,42 @@ mod tests {
         assert_eq!(report.parts[1].errors, 5);
         assert_eq!(report.parts[0].errors, 0);
         assert_eq!(report.recovery_seconds, Some(1));
-        assert!(report.to_markdown("check").contains("| during | 100 |"));
+        assert!(report.to_markdown("check").contains("| during | 100 | 100 | 0 |"));
+        assert_eq!(report.parts[2].unsent, 0);
+    }
+
+    /// After the spike nothing more was sent (every connection still busy with the backlog):
+    /// that is not a recovery, and the requests due then count as unsent.
+    #[test]
+    fn seconds_that_admitted_nothing_are_not_a_recovery() {
+        let spec = spec();
+        let buckets = vec![
+            bucket(2, &[(200, 10)]),
+            bucket(2, &[(200, 10)]),
+            bucket(900, &[(200, 60)]),
+            Bucket::default(),
+            Bucket::default(),
+        ];
+        let lag = vec![new_histogram(); 5];
+        let report = summarize(&spec, &buckets, &lag, &[200]);
+        assert_eq!(report.recovery_seconds, None);
+        assert_eq!(report.parts[1].unsent, 40);
+        assert_eq!(report.parts[2].unsent, 20);
+        let all_shed = vec![
+            bucket(2, &[(200, 10)]),
+            bucket(2, &[(200, 10)]),
+            bucket(50, &[(200, 100)]),
+            Bucket {
+                by_status: [(503, 10)].into_iter().collect(),
+                ..Bucket::default()
+            },
+            bucket(3, &[(200, 10)]),
+        ];
+        let report = summarize(&spec, &all_shed, &lag, &[200]);
+        assert_eq!(
+            report.recovery_seconds,
+            Some(1),
+            "the all-shed second is not normal"
+        );
     }
 }
