@@ -501,7 +501,11 @@ mod tests {
         assert_eq!(report.parts[1].errors, 5);
         assert_eq!(report.parts[0].errors, 0);
         assert_eq!(report.recovery_seconds, Some(1));
-        assert!(report.to_markdown("check").contains("| during | 100 | 100 | 0 |"));
+        assert!(
+            report
+                .to_markdown("check")
+                .contains("| during | 100 | 100 | 0 |")
+        );
         assert_eq!(report.parts[2].unsent, 0);
     }
 

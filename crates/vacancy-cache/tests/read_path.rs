@@ -418,6 +418,46 @@ fn eighteen_months_of_a_one_unit_listing_weigh_a_few_hundred_bytes() {
     assert!(cal.heap_bytes() <= 80, "{}", cal.heap_bytes());
 }
 
+/// Copies that grow old together are all reloaded, also those read while earlier ones are
+/// being reloaded, and each exactly once; every read meanwhile is answered from L1 at once.
+async fn many_old_copies_are_all_refreshed_once(backend: Backend) {
+    let store = store(backend).await;
+    let mut ids = Vec::new();
+    for _ in 0..60 {
+        ids.push(listing(&store, 1).await);
+    }
+    let config = CacheConfig {
+        // Long enough that a reloaded copy is still young (at least 3 s) at the last check.
+        fresh_for: Duration::from_secs(4),
+        ..CacheConfig::default()
+    };
+    let reads = ReadPath::new(store.clone(), None, config);
+    let range = nights(5, 1);
+    let opts = ReadOptions::default();
+    reads.views(&ids, range, now(), opts).await.expect("warm");
+    tokio::time::sleep(Duration::from_millis(4050)).await;
+    // Past their soft age: read one by one, spread over several gathering windows, and once
+    // more in a batch.
+    for id in &ids {
+        let view = reads.view(id, range, now(), opts).await.expect("read");
+        assert_eq!(view.expect("listing").source, Source::L1);
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    let batch = reads.views(&ids, range, now(), opts).await.expect("batch");
+    assert!(batch.iter().all(|v| v.source == Source::L1));
+    for _ in 0..200 {
+        if reads.stats().refreshes >= 60 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(reads.stats().refreshes, 60, "{:?}", reads.stats());
+    // Young again: reading them all refreshes nothing more.
+    reads.views(&ids, range, now(), opts).await.expect("batch");
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(reads.stats().refreshes, 60, "{:?}", reads.stats());
+}
+
 macro_rules! on_both_backends {
     ($($name:ident),* $(,)?) => {
         mod sqlite { $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() { super::$name(vacancy_store::Backend::Sqlite).await })* }
@@ -426,6 +466,7 @@ macro_rules! on_both_backends {
 }
 
 on_both_backends!(
+    many_old_copies_are_all_refreshed_once,
     a_refreshed_copy_counts_as_fresh_again,
     a_copy_that_does_not_cover_the_nights_is_not_answered_from,
     hot_listings_are_refreshed_without_being_read,
