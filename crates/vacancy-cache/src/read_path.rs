@@ -24,8 +24,7 @@ pub struct CacheConfig {
     /// Longest an entry lives in L1 (±10 % jitter so entries loaded together do not expire
     /// together).
     pub ttl: Duration,
-    /// Age after which a read serves the entry but refreshes it in the background (75–100 % of
-    /// it, fixed per listing, so that entries loaded together are not refreshed together).
+    /// Age after which a read serves the entry but refreshes it in the background.
     pub fresh_for: Duration,
     /// Nights an entry covers, starting two days before today (UTC).
     pub horizon_nights: u32,
@@ -157,31 +156,16 @@ enum LoadError {
     Panicked,
 }
 
-/// A number in `0..=1000` fixed per listing (an FNV-1a hash of its id, cheap enough for every
-/// read), so that copies loaded together do not age together.
-fn permille(listing_id: &str) -> u64 {
+/// The TTL of one listing's copies: `base` ±10 %, fixed per listing (an FNV-1a hash of its id,
+/// cheap enough for every read) so that copies loaded together expire at different times.
+fn jittered(base: Duration, listing_id: &str) -> Duration {
     let hash = listing_id.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
         (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
     });
-    hash % 1001
-}
-
-/// `base` scaled by `factor_permille` / 1000, in integer arithmetic: this runs for every read.
-fn scaled(base: Duration, factor_permille: u64) -> Duration {
+    // Integer arithmetic: this runs for every cached read.
+    let permille = 900 + hash % 201;
     let nanos = u64::try_from(base.as_nanos()).unwrap_or(u64::MAX);
-    Duration::from_nanos(nanos.saturating_mul(factor_permille) / 1000)
-}
-
-/// The TTL of one listing's copies: `base` ±10 %, fixed per listing, so that copies loaded
-/// together expire at different times.
-fn jittered(base: Duration, listing_id: &str) -> Duration {
-    scaled(base, 900 + permille(listing_id) / 5)
-}
-
-/// The soft age of one listing's copies: 75–100 % of `base`, fixed per listing, so that copies
-/// loaded together (a prewarm, a restart) are not all refreshed in the same second.
-fn early(base: Duration, listing_id: &str) -> Duration {
-    scaled(base, 750 + permille(listing_id) / 4)
+    Duration::from_nanos(nanos.saturating_mul(permille) / 1000)
 }
 
 fn key(listing_id: &str) -> String {
@@ -355,8 +339,7 @@ impl ReadPath {
     /// Whether `entry` is past its soft age at `at`: still served, but refreshed in the
     /// background (stale-while-revalidate).
     fn is_old(&self, entry: &Entry, at: Instant) -> bool {
-        at.saturating_duration_since(entry.loaded_at)
-            > early(self.inner.config.fresh_for, &entry.listing.id)
+        at.saturating_duration_since(entry.loaded_at) > self.inner.config.fresh_for
     }
 
     /// The load of `id` under way, or a new one: concurrent misses share it. A loaded copy
@@ -806,31 +789,5 @@ fn direct_view(s: vacancy_store::ListingSnapshot, range: NightRange, _now: Times
         calendar: s.calendar,
         source: Source::Database,
         stale: None,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Copies loaded together spread their ages: a TTL over ±10 %, a soft age over 75–100 %,
-    /// never past the configured soft age.
-    #[test]
-    fn ages_are_spread_per_listing_within_their_bounds() {
-        let base = Duration::from_secs(100);
-        let ids: Vec<String> = (0..2000).map(|i| format!("listing-{i}")).collect();
-        let spread = |f: fn(Duration, &str) -> Duration| {
-            let ages: Vec<Duration> = ids.iter().map(|id| f(base, id)).collect();
-            let min = ages.iter().min().copied().unwrap_or_default();
-            let max = ages.iter().max().copied().unwrap_or_default();
-            (min, max)
-        };
-        let (min, max) = spread(jittered);
-        assert!(min >= Duration::from_secs(90) && min < Duration::from_secs(92));
-        assert!(max <= Duration::from_secs(110) && max > Duration::from_secs(108));
-        let (min, max) = spread(early);
-        assert!(min >= Duration::from_secs(75) && min < Duration::from_secs(77));
-        assert!(max <= base && max > Duration::from_secs(98));
-        assert_eq!(early(base, "a"), early(base, "a"), "fixed per listing");
     }
 }
