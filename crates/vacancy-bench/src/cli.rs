@@ -172,8 +172,8 @@ pub struct BenchArgs {
 
     /// Scheduling lag from which the in-process service sheds batch checks (reads from
     /// 2×, writes from 4×; 0s: off). Default: off, since closed and open loop runs measure
-    /// capacity (a closed loop saturates the CPU on purpose); with --spike the service's own
-    /// default (5 ms).
+    /// capacity (a closed loop saturates the CPU on purpose) and freshness measures propagation;
+    /// with --spike the service's own default (5 ms).
     #[arg(long, value_parser = parse_duration)]
     pub shed_lag: Option<Duration>,
 
@@ -289,6 +289,12 @@ pub fn cores() -> usize {
 }
 
 impl BenchArgs {
+    /// The in-process service's lag-shedding threshold: as asked, else the service's default
+    /// for spikes and off (zero) for everything else (see `--shed-lag`).
+    pub fn service_shed_lag(&self) -> Option<Duration> {
+        self.shed_lag.or((!self.spike).then_some(Duration::ZERO))
+    }
+
     /// Worker threads of the load generator's runtime.
     pub fn client_threads(&self) -> usize {
         self.client_threads.unwrap_or_else(cores).max(1)
@@ -427,6 +433,23 @@ pub fn shell_line<I: IntoIterator<Item = String>>(args: I) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Only spikes shed by lag unless asked: peak and freshness runs must not see a 503
+    /// because the machine is busy.
+    #[test]
+    fn lag_shedding_is_off_except_in_spikes_unless_asked() {
+        let args = |extra: &[&str]| {
+            let mut all = vec!["vacancy-bench"];
+            all.extend_from_slice(extra);
+            BenchArgs::try_parse_from(all).expect("arguments")
+        };
+        assert_eq!(args(&[]).service_shed_lag(), Some(Duration::ZERO));
+        let freshness = args(&["--scenario", "freshness"]);
+        assert_eq!(freshness.service_shed_lag(), Some(Duration::ZERO));
+        assert_eq!(args(&["--spike", "--rate", "10"]).service_shed_lag(), None);
+        let asked = args(&["--shed-lag", "3ms"]).service_shed_lag();
+        assert_eq!(asked, Some(Duration::from_millis(3)));
+    }
 
     #[test]
     fn durations() {

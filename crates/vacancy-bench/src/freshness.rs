@@ -293,7 +293,7 @@ async fn on_database(
             db_max_connections: args.db_max_connections,
             max_concurrent_reads: args.max_concurrent_reads,
             shed_queue_wait: args.shed_queue_wait,
-            shed_lag: args.shed_lag,
+            shed_lag: args.service_shed_lag(),
             bus: bus.clone(),
             relay_holder: Some(holder.to_owned()),
             ..ServiceOptions::new(args.backend.backend(), args.server_threads())

@@ -61,9 +61,7 @@ pub async fn run(args: &BenchArgs, command: String) -> anyhow::Result<BenchRepor
                 db_max_connections: args.db_max_connections,
                 max_concurrent_reads: args.max_concurrent_reads,
                 shed_queue_wait: args.shed_queue_wait,
-                // Peak runs measure capacity, so nothing is shed by lag there; spikes run with
-                // the service's default.
-                shed_lag: args.shed_lag.or((!args.spike).then_some(Duration::ZERO)),
+                shed_lag: args.service_shed_lag(),
                 ..ServiceOptions::new(args.backend.backend(), server_threads)
             })
             .await?;
